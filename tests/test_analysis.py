@@ -1,0 +1,314 @@
+"""hmslib.analysis: OOF merging and its errors, KL tables, confusion, reliability, figures.
+
+KL references use scipy.special.rel_entr on float64 arrays, independent of hmslib.metrics.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import rel_entr
+
+from hmslib import analysis
+from hmslib.analysis import OOF_COLUMNS, PRED_COLUMNS
+from hmslib.constants import CLASSES, VOTE_COLUMNS
+
+
+def _reference_kl(votes: np.ndarray, preds: np.ndarray) -> np.ndarray:
+    """Per-row KL in float64 with Kaggle's clipping: ``(n,)``."""
+    y = votes / votes.sum(axis=1, keepdims=True)
+    return rel_entr(y, np.clip(preds, 1e-15, 1 - 1e-15)).sum(axis=1)
+
+
+def _oof_frame(n: int, seed: int, n_folds: int = 3) -> pd.DataFrame:
+    """A random OOF table: 12 patients, folds by patient, 1-25 votes per row."""
+    rng = np.random.default_rng(seed)
+    patients = rng.integers(0, 12, n)
+    votes = rng.multinomial(1, np.full(6, 1 / 6), size=(n, 25)).cumsum(axis=1)
+    votes = votes[np.arange(n), rng.integers(0, 25, n)]
+    preds = rng.dirichlet(np.full(6, 0.8), size=n)
+    df = pd.DataFrame(
+        {
+            "label_id": rng.permutation(10 * n)[:n] + 1000,
+            "eeg_id": patients * 10 + rng.integers(0, 2, n),
+            "patient_id": patients,
+            "fold": patients % n_folds,
+            "total_votes": votes.sum(axis=1),
+        }
+    )
+    df[list(VOTE_COLUMNS)] = votes
+    df[list(PRED_COLUMNS)] = preds
+    return df
+
+
+def _write_run(root, models: dict[str, pd.DataFrame]) -> None:
+    (root / "oof").mkdir(parents=True, exist_ok=True)
+    for name, df in models.items():
+        for k, part in df.groupby("fold"):
+            part.to_parquet(root / "oof" / f"{name}_fold{k}.parquet", index=False)
+
+
+@pytest.fixture
+def run(tmp_path):
+    models = {"tf_efficientnet_lite0": _oof_frame(60, 0), "raw_cnn": _oof_frame(60, 1)}
+    _write_run(tmp_path, models)
+    return tmp_path, models
+
+
+# --------------------------------------------------------------------------------------------------
+# loading
+# --------------------------------------------------------------------------------------------------
+
+
+def test_load_oof_merges_folds_sorted_by_label_id(run):
+    root, models = run
+    assert analysis.oof_models(root) == ["raw_cnn", "tf_efficientnet_lite0"]
+    merged = analysis.load_oof(root, "tf_efficientnet_lite0")
+    source = models["tf_efficientnet_lite0"].sort_values("label_id").reset_index(drop=True)
+    assert list(merged.columns) == ["model", *OOF_COLUMNS]
+    assert (merged["model"] == "tf_efficientnet_lite0").all()
+    pd.testing.assert_frame_equal(merged.drop(columns="model"), source, check_dtype=False)
+    both = analysis.load_oof(root)
+    assert both["model"].value_counts().to_dict() == {"raw_cnn": 60, "tf_efficientnet_lite0": 60}
+
+
+def test_load_oof_names_the_missing_fold_file(run):
+    root, _ = run
+    (root / "oof" / "raw_cnn_fold1.parquet").unlink()
+    with pytest.raises(FileNotFoundError, match=r"raw_cnn_fold1\.parquet.*missing \[1\]"):
+        analysis.load_oof(root)
+    analysis.load_oof(root, "tf_efficientnet_lite0")  # the other model is complete
+    with pytest.raises(FileNotFoundError, match=r"tf_efficientnet_lite0_fold3\.parquet"):
+        analysis.load_oof(root, "tf_efficientnet_lite0", n_folds=4)
+
+
+def test_load_oof_rejects_a_window_in_two_folds(tmp_path):
+    df = _oof_frame(40, 2)
+    first = df.index[df["fold"] == 0][0]
+    df.loc[df.index[df["fold"] == 2][0], "label_id"] = df.at[first, "label_id"]
+    _write_run(tmp_path, {"m": df})
+    with pytest.raises(ValueError, match=r"model 'm': 1 label_id values appear in more than one"):
+        analysis.load_oof(tmp_path, "m")
+
+
+def test_load_oof_rejects_bad_files(tmp_path):
+    df = _oof_frame(40, 3)
+    _write_run(tmp_path, {"m": df})
+    with pytest.raises(FileNotFoundError, match=r"model 'n'.*\['m'\]"):
+        analysis.load_oof(tmp_path, "n")
+    path = tmp_path / "oof" / "m_fold1.parquet"
+    part = pd.read_parquet(path)
+    part.assign(fold=2).to_parquet(path)
+    with pytest.raises(ValueError, match=r"m_fold1\.parquet: file name says fold 1"):
+        analysis.load_oof(tmp_path, "m")
+    part.assign(pred_seizure=part["pred_seizure"] + 0.1).to_parquet(path)
+    with pytest.raises(ValueError, match=r"m_fold1\.parquet: \d+ rows whose predictions"):
+        analysis.load_oof(tmp_path, "m")
+    part.drop(columns="pred_other").to_parquet(path)
+    with pytest.raises(ValueError, match=r"m_fold1\.parquet: missing columns \['pred_other'\]"):
+        analysis.load_oof(tmp_path, "m")
+    with pytest.raises(FileNotFoundError, match="no OOF folder"):
+        analysis.oof_models(tmp_path / "elsewhere")
+
+
+# --------------------------------------------------------------------------------------------------
+# tables
+# --------------------------------------------------------------------------------------------------
+
+
+def test_kl_table_matches_reference_on_every_subset(run):
+    root, models = run
+    table = analysis.kl_table(analysis.load_oof(root))
+    assert list(table.index) == ["raw_cnn", "tf_efficientnet_lite0"]
+    for name, df in models.items():
+        votes = df[list(VOTE_COLUMNS)].to_numpy(float)
+        preds = df[list(PRED_COLUMNS)].to_numpy(float)
+        row_kl = _reference_kl(votes, preds)
+        total = votes.sum(axis=1)
+        row = table.loc[name]
+        assert row["n"] == len(df)
+        assert row["kl"] == pytest.approx(row_kl.mean(), rel=1e-12)
+        assert row["kl_10plus"] == pytest.approx(row_kl[total >= 10].mean(), rel=1e-12)
+        y = votes / total[:, None]
+        per_class = rel_entr(y, np.clip(preds, 1e-15, 1)).mean(axis=0)
+        np.testing.assert_allclose(row[[f"kl_{c}" for c in CLASSES]].to_numpy(float), per_class)
+        for group, lo, hi in (("1-2", 1, 2), ("3-9", 3, 9), ("10-19", 10, 19), ("20+", 20, 99)):
+            mask = (total >= lo) & (total <= hi)
+            expected = row_kl[mask].mean() if mask.any() else np.nan
+            np.testing.assert_allclose(row[f"kl_votes_{group}"], expected, rtol=1e-12)
+
+
+def test_kl_table_leaves_empty_groups_nan():
+    df = _oof_frame(10, 4)
+    df[list(VOTE_COLUMNS)] = np.tile([3, 0, 0, 0, 0, 1], (10, 1))  # every row has 4 votes
+    table = analysis.kl_table(df)
+    assert table.index.tolist() == ["oof"]
+    assert (
+        table[["kl_10plus", "kl_votes_1-2", "kl_votes_10-19", "kl_votes_20+"]].isna().all(axis=None)
+    )
+    assert table.at["oof", "kl_votes_3-9"] == pytest.approx(table.at["oof", "kl"])
+
+
+def test_kl_per_patient_matches_reference():
+    df = _oof_frame(80, 5)
+    table = analysis.kl_per_patient(df)
+    row_kl = _reference_kl(
+        df[list(VOTE_COLUMNS)].to_numpy(float), df[list(PRED_COLUMNS)].to_numpy(float)
+    )
+    expected = pd.Series(row_kl).groupby(df["patient_id"].to_numpy()).mean()
+    assert table["kl"].is_monotonic_decreasing
+    got = table.set_index("patient_id")
+    np.testing.assert_allclose(got.loc[expected.index, "kl"], expected.to_numpy(), rtol=1e-12)
+    counts = df.groupby("patient_id").size()
+    np.testing.assert_array_equal(got.loc[counts.index, "n"], counts.to_numpy())
+
+
+def _tiny(votes: list[list[int]], preds: list[list[float]]) -> pd.DataFrame:
+    n = len(votes)
+    df = pd.DataFrame(
+        {"label_id": range(n), "eeg_id": range(n), "patient_id": 0, "fold": 0, "total_votes": 0}
+    )
+    df[list(VOTE_COLUMNS)] = np.asarray(votes)
+    df[list(PRED_COLUMNS)] = np.asarray(preds)
+    return df.assign(total_votes=df[list(VOTE_COLUMNS)].sum(axis=1))
+
+
+def _onehot(k: int, p: float = 0.9) -> list[float]:
+    row = [(1 - p) / 5] * 6
+    row[k] = p
+    return row
+
+
+def test_confusion_hand_worked():
+    # consensus -> predicted: sz->sz, sz->lpd, lpd->lpd, other->other, other->sz
+    votes = [
+        [3, 1, 0, 0, 0, 0],
+        [2, 0, 0, 0, 0, 1],
+        [0, 4, 0, 0, 0, 0],
+        [0, 0, 0, 0, 0, 5],
+        [1, 0, 0, 0, 0, 2],
+    ]
+    preds = [_onehot(0), _onehot(1), _onehot(1), _onehot(5), _onehot(0)]
+    counts = analysis.confusion(_tiny(votes, preds))
+    expected = np.zeros((6, 6), dtype=int)
+    expected[0, 0] = expected[0, 1] = expected[1, 1] = expected[5, 5] = expected[5, 0] = 1
+    np.testing.assert_array_equal(counts.to_numpy(), expected)
+    assert counts.index.name == "consensus" and list(counts.columns) == list(CLASSES)
+    shares = analysis.confusion(_tiny(votes, preds), normalize=True).to_numpy()
+    np.testing.assert_allclose(shares[0], [0.5, 0.5, 0, 0, 0, 0])
+    np.testing.assert_allclose(shares[2], np.zeros(6))  # no gpd windows
+
+
+def test_confusion_needs_a_model_when_several(run):
+    root, models = run
+    oof = analysis.load_oof(root)
+    with pytest.raises(ValueError, match=r"2 models \['raw_cnn', 'tf_efficientnet_lite0'\]"):
+        analysis.confusion(oof)
+    df = models["raw_cnn"]
+    expected = pd.crosstab(
+        df[list(VOTE_COLUMNS)].to_numpy().argmax(axis=1),
+        df[list(PRED_COLUMNS)].to_numpy().argmax(axis=1),
+    ).reindex(index=range(6), columns=range(6), fill_value=0)
+    np.testing.assert_array_equal(
+        analysis.confusion(oof, model="raw_cnn").to_numpy(), expected.to_numpy()
+    )
+
+
+def test_reliability_hand_worked():
+    votes = [[1, 1, 0, 0, 0, 0], [0, 2, 0, 0, 0, 0], [3, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 1]]
+    preds = [
+        [0.8, 0.2, 0, 0, 0, 0],
+        [0.1, 0.9, 0, 0, 0, 0],
+        [0.6, 0.2, 0, 0, 0, 0.2],
+        [0.3, 0.1, 0, 0, 0, 0.6],
+    ]
+    table = analysis.reliability(_tiny(votes, preds), n_bins=2)
+    assert len(table) == 12
+    sz = table[table["class"] == "seizure"].set_index("bin")
+    # seizure bin [0, 0.5): rows 2 and 4 (p 0.1, 0.3; shares 0, 0); bin [0.5, 1]: rows 1, 3
+    assert sz["n"].tolist() == [2, 2]
+    np.testing.assert_allclose(sz["mean_pred"], [0.2, 0.7])
+    np.testing.assert_allclose(sz["observed"], [0.0, (0.5 + 0.75) / 2])
+    gpd = table[table["class"] == "gpd"].set_index("bin")
+    assert gpd["n"].tolist() == [4, 0] and math.isnan(gpd.at[1, "mean_pred"])
+    other = table[table["class"] == "other"].set_index("bin")
+    np.testing.assert_allclose(other["observed"], [0.25 / 3, 1.0])
+    with pytest.raises(ValueError, match="n_bins must be >= 1"):
+        analysis.reliability(_tiny(votes, preds), n_bins=0)
+
+
+def test_worst_windows_are_the_largest_kl_rows():
+    df = _oof_frame(50, 6)
+    worst = analysis.worst_windows(df, 5)
+    row_kl = _reference_kl(
+        df[list(VOTE_COLUMNS)].to_numpy(float), df[list(PRED_COLUMNS)].to_numpy(float)
+    )
+    order = np.argsort(-row_kl)[:5]
+    assert worst["label_id"].tolist() == df["label_id"].to_numpy()[order].tolist()
+    np.testing.assert_allclose(worst["kl"], row_kl[order], rtol=1e-12)
+    assert worst.at[0, "consensus"] == CLASSES[df[list(VOTE_COLUMNS)].to_numpy()[order[0]].argmax()]
+
+
+# --------------------------------------------------------------------------------------------------
+# figures
+# --------------------------------------------------------------------------------------------------
+
+
+def test_plots_show_the_tables(run, tmp_path):
+    root, _ = run
+    oof = analysis.load_oof(root)
+    fig = analysis.plot_confusion(oof, model="raw_cnn")
+    shown = fig.axes[0].images[0].get_array()
+    np.testing.assert_allclose(
+        shown, analysis.confusion(oof, model="raw_cnn", normalize=True).to_numpy()
+    )
+    plt.close(fig)
+
+    fig = analysis.plot_reliability(oof, 5, model="raw_cnn")
+    assert [ax.get_title() for ax in fig.axes] == list(CLASSES)
+    plt.close(fig)
+
+    fig = analysis.plot_kl_by_group(oof)
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    table = analysis.kl_table(oof)
+    cols = ["kl", "kl_10plus", "kl_votes_1-2", "kl_votes_3-9", "kl_votes_10-19", "kl_votes_20+"]
+    np.testing.assert_allclose(heights, table[cols].to_numpy().ravel())
+    plt.close(fig)
+
+
+def test_plot_training_curves_draws_each_file(tmp_path):
+    paths = []
+    for k in range(2):
+        path = tmp_path / "models" / "raw_cnn" / f"fold{k}_metrics.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(
+            {
+                "epoch": [0, 1, 0],  # restarts with each stage, as fit_fold writes it
+                "stage": [1, 1, 2],
+                "train_loss": [1.0, 0.8, 0.6 + k],
+                "val_kl": [0.9, 0.7, 0.65],
+            }
+        ).to_csv(path, index=False)
+        paths.append(path)
+    fig = analysis.plot_training_curves(paths)
+    loss_ax, kl_ax = fig.axes[:2]
+    losses = [line for line in loss_ax.lines if line.get_label().startswith("raw_cnn")]
+    assert len(losses) == 2
+    np.testing.assert_allclose(losses[1].get_ydata(), [1.0, 0.8, 1.6])
+    curves = [line for line in kl_ax.lines if line.get_label().startswith("raw_cnn")]
+    np.testing.assert_allclose(curves[0].get_xdata(), [1, 2, 3])  # epochs counted across stages
+    stage_marks = [line for line in kl_ax.lines if line not in curves]
+    assert [line.get_xdata()[0] for line in stage_marks] == [2.5, 2.5]  # stage 2 starts at row 3
+    assert "raw_cnn/fold1_metrics train_loss" in [t.get_text() for t in loss_ax.get_legend().texts]
+    plt.close(fig)
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"epoch": [1], "lr": [0.1]}).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match=r"bad\.csv: no column with 'loss' or 'kl'.*'lr'"):
+        analysis.plot_training_curves([bad])
+    with pytest.raises(FileNotFoundError, match="missing.csv"):
+        analysis.plot_training_curves([tmp_path / "missing.csv"])
+    plt.close("all")
