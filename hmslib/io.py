@@ -464,3 +464,14 @@ def check_data_dir(root: str | os.PathLike, split: str = "train") -> Path:
             f"(expected train.csv, test.csv, sample_submission.csv, *_eegs/, *_spectrograms/)"
         )
     return root
+
+
+def read_recording(path: str | os.PathLike, *, allow_missing: bool = False) -> tuple[np.ndarray, list[str]]:
+    """Read a clinical recording (EDF/EDF+, BDF, BrainVision, EEGLAB) as a 200 Hz ``(20, samples)`` EEG.
+
+    See :func:`hmslib.recording.read_recording` (MNE-Python readers, channel-name mapping,
+    polyphase resampling); it lives there so that reading the Kaggle folder does not import MNE.
+    """
+    from hmslib.recording import read_recording as _read_recording
+
+    return _read_recording(path, allow_missing=allow_missing)

@@ -1,0 +1,426 @@
+"""Signal conditioning of EEG windows: NaN repair, zero-phase filters, clipping and montages.
+
+Every function works on arrays shaped ``(..., samples)`` (filters, clipping) or
+``(..., channels, samples)`` (NaN repair, montages) and is vectorised over all leading axes, so a
+batch of windows ``(batch, 20, 10000)`` is processed in one call.
+
+Filters are Butterworth / notch designs applied forward and backward as second-order sections
+(:func:`scipy.signal.sosfiltfilt`): zero phase, squared magnitude response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import signal as sps
+
+from hmslib.constants import CHAINS, EEG_CHANNELS, LEFT_RIGHT_PAIRS, MIDLINE_CHAIN, SCALP_CHANNELS
+
+#: Montage names accepted by :func:`montage`.
+MONTAGES: tuple[str, ...] = ("double_banana", "double_banana_18", "average", "referential")
+
+
+# --------------------------------------------------------------------------------------------------
+# NaN repair
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NanReport:
+    """What :func:`repair_nans` changed, per channel.
+
+    Attributes
+    ----------
+    n_nan : numpy.ndarray
+        int64 ``(..., channels)``: NaN samples found.
+    interpolated : numpy.ndarray
+        int64 ``(..., channels)``: samples filled by linear interpolation (or, for a short gap at
+        either end, by holding the nearest valid sample).
+    mean_filled : numpy.ndarray
+        int64 ``(..., channels)``: samples of long gaps filled with the channel mean (0 for a channel
+        with no valid sample at all).
+    missing : numpy.ndarray
+        bool ``(..., channels)``: the channel had no valid sample (it is all zeros after repair).
+    n_samples : int
+        Samples per channel.
+    """
+
+    n_nan: np.ndarray
+    interpolated: np.ndarray
+    mean_filled: np.ndarray
+    missing: np.ndarray
+    n_samples: int
+
+    @property
+    def fraction(self) -> np.ndarray:
+        """Fraction of NaN samples per channel, float64 ``(..., channels)``."""
+        return self.n_nan / self.n_samples
+
+    def __str__(self) -> str:
+        return (
+            f"NanReport: {int(self.n_nan.sum())} NaN samples repaired "
+            f"({int(self.interpolated.sum())} interpolated, {int(self.mean_filled.sum())} mean-filled), "
+            f"{int(self.missing.sum())} channel(s) entirely missing"
+        )
+
+
+def repair_nans(x: np.ndarray, *, max_gap: int = 200) -> tuple[np.ndarray, NanReport]:
+    """Replace NaN samples channel by channel.
+
+    A gap of at most ``max_gap`` samples is linearly interpolated between its neighbours (a short
+    gap at the start or end holds the nearest valid sample); a longer gap is filled with the mean of
+    the channel's valid samples. A channel with no valid sample at all is set to 0 and flagged in
+    the report as missing, never hidden.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Float array ``(..., channels, samples)``, e.g. ``(batch, 20, 10000)`` microvolts.
+    max_gap : int
+        Longest gap (samples) that is interpolated; 200 samples = 1 s at 200 Hz.
+
+    Returns
+    -------
+    x_clean : numpy.ndarray
+        Same shape and dtype as ``x``, without NaN (a new array; ``x`` is not modified).
+    report : NanReport
+        Counts per channel of what was repaired.
+
+    Raises
+    ------
+    ValueError
+        ``x`` has fewer than 2 dimensions, is not floating point, or ``max_gap`` is negative.
+    """
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(f"repair_nans expects (..., channels, samples), got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"repair_nans expects a floating-point array, got dtype {x.dtype}")
+    if max_gap < 0:
+        raise ValueError(f"max_gap must be >= 0 samples, got {max_gap}")
+    n_samples = x.shape[-1]
+    lead = x.shape[:-1]
+    flat = x.reshape(-1, n_samples).copy()
+    nan = np.isnan(flat)
+    counts = {k: np.zeros(flat.shape[0], dtype=np.int64) for k in ("interp", "mean")}
+    missing = np.zeros(flat.shape[0], dtype=bool)
+    rows = np.flatnonzero(nan.any(axis=1))
+    if rows.size:
+        filled, interp, mean, miss = _repair_rows(flat[rows], nan[rows], max_gap)
+        flat[rows] = filled
+        counts["interp"][rows] = interp
+        counts["mean"][rows] = mean
+        missing[rows] = miss
+    report = NanReport(
+        n_nan=nan.sum(axis=1).reshape(lead),
+        interpolated=counts["interp"].reshape(lead),
+        mean_filled=counts["mean"].reshape(lead),
+        missing=missing.reshape(lead),
+        n_samples=n_samples,
+    )
+    return flat.reshape(x.shape), report
+
+
+def _repair_rows(
+    rows: np.ndarray, nan: np.ndarray, max_gap: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fill the NaNs of 2-D ``rows`` (each has at least one NaN); return filled rows and counts."""
+    n_rows, n = rows.shape
+    idx = np.arange(n, dtype=np.int64)
+    prev = np.maximum.accumulate(np.where(nan, -1, idx), axis=1)
+    nxt = np.minimum.accumulate(np.where(nan, n, idx)[:, ::-1], axis=1)[:, ::-1]
+    short = nan & (nxt - prev - 1 <= max_gap)
+    has_prev, has_next = prev >= 0, nxt < n
+    interior = short & has_prev & has_next
+    edge = short & (has_prev ^ has_next)
+    longgap = nan & ~interior & ~edge
+
+    out = rows.copy()
+    r, c = np.nonzero(interior)
+    p, q = prev[r, c], nxt[r, c]
+    w = (c - p) / (q - p)
+    out[r, c] = rows[r, p] * (1.0 - w) + rows[r, q] * w
+    r, c = np.nonzero(edge)
+    out[r, c] = rows[r, np.where(has_prev[r, c], prev[r, c], nxt[r, c])]
+    valid = (~nan).sum(axis=1)
+    mean = np.where(nan, 0.0, rows).sum(axis=1, dtype=np.float64) / np.maximum(valid, 1)
+    r, c = np.nonzero(longgap)
+    out[r, c] = mean[r]
+    return out, (interior | edge).sum(axis=1), longgap.sum(axis=1), valid == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# filters
+# --------------------------------------------------------------------------------------------------
+
+
+def bandpass_sos(
+    low: float | None = 0.5, high: float | None = 20.0, sfreq: float = 200.0, order: int = 4
+) -> np.ndarray:
+    """Design the Butterworth filter used by :func:`bandpass` as second-order sections.
+
+    Parameters
+    ----------
+    low, high : float or None
+        Pass band edges, Hz (-3 dB points of one pass). ``low=None`` gives a low-pass at ``high``,
+        ``high=None`` a high-pass at ``low``.
+    sfreq : float
+        Sampling rate, Hz.
+    order : int
+        Butterworth order (a band-pass has ``2 * order`` poles).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(n_sections, 6)`` for :func:`scipy.signal.sosfiltfilt`.
+
+    Raises
+    ------
+    ValueError
+        Both edges None, an edge outside ``(0, sfreq / 2)``, ``low >= high`` or ``order < 1``.
+    """
+    if sfreq <= 0:
+        raise ValueError(f"sfreq must be > 0 Hz, got {sfreq}")
+    if order < 1:
+        raise ValueError(f"order must be >= 1, got {order}")
+    nyquist = sfreq / 2.0
+    edges = [f for f in (low, high) if f is not None]
+    if not edges:
+        raise ValueError("bandpass needs low and/or high; both are None")
+    bad = [f for f in edges if not 0.0 < f < nyquist]
+    if bad:
+        raise ValueError(
+            f"filter edges must lie in (0, {nyquist:g}) Hz (Nyquist of sfreq={sfreq:g} Hz), got "
+            f"low={low}, high={high}; is the sampling rate right?"
+        )
+    if low is not None and high is not None:
+        if low >= high:
+            raise ValueError(f"expected low < high, got low={low} Hz, high={high} Hz")
+        return sps.butter(order, [low, high], btype="bandpass", fs=sfreq, output="sos")
+    if low is None:
+        return sps.butter(order, high, btype="lowpass", fs=sfreq, output="sos")
+    return sps.butter(order, low, btype="highpass", fs=sfreq, output="sos")
+
+
+def _filtfilt(sos: np.ndarray, x: np.ndarray, what: str) -> np.ndarray:
+    """Zero-phase filtering along the last axis, keeping float32 input float32."""
+    x = np.asarray(x)
+    if x.ndim < 1 or x.shape[-1] == 0:
+        raise ValueError(f"{what}: expected an array (..., samples), got shape {x.shape}")
+    # sosfiltfilt's default odd-extension length; shorter input cannot be filtered.
+    padlen = 3 * (2 * len(sos) + 1 - min((sos[:, 2] == 0).sum(), (sos[:, 5] == 0).sum()))
+    if x.shape[-1] <= padlen:
+        raise ValueError(
+            f"{what}: window too short: {x.shape[-1]} samples, the filter needs more than {padlen}"
+        )
+    n_nan = int(np.isnan(x).sum())
+    if n_nan:
+        raise ValueError(f"{what}: input has {n_nan} NaN samples; call repair_nans first")
+    dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
+    return sps.sosfiltfilt(sos, x, axis=-1).astype(dtype, copy=False)
+
+
+def bandpass(
+    x: np.ndarray,
+    low: float | None = 0.5,
+    high: float | None = 20.0,
+    sfreq: float = 200.0,
+    order: int = 4,
+) -> np.ndarray:
+    """Zero-phase Butterworth band-pass along the last axis.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``(..., samples)`` at ``sfreq``, e.g. ``(batch, 16, 10000)`` microvolts; no NaN.
+    low, high : float or None
+        Pass band, Hz (see :func:`bandpass_sos`; None on one side gives a low- or high-pass).
+    sfreq : float
+        Sampling rate, Hz.
+    order : int
+        Butterworth order of the design; filtering forward and backward squares the magnitude
+        response (gain 0.5 at the edges) and cancels the phase.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape; float32 for float32 input, float64 otherwise.
+
+    Raises
+    ------
+    ValueError
+        Invalid design (see :func:`bandpass_sos`), NaN in ``x`` or a window too short to filter.
+    """
+    return _filtfilt(bandpass_sos(low, high, sfreq, order), x, "bandpass")
+
+
+def notch(
+    x: np.ndarray, freq: float = 60.0, sfreq: float = 200.0, quality: float = 30.0
+) -> np.ndarray:
+    """Zero-phase IIR notch at the mains frequency along the last axis.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``(..., samples)`` at ``sfreq``; no NaN.
+    freq : float
+        Frequency to remove, Hz (60 in the Americas, 50 elsewhere).
+    sfreq : float
+        Sampling rate, Hz.
+    quality : float
+        Quality factor ``freq / bandwidth`` of :func:`scipy.signal.iirnotch`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape; float32 for float32 input, float64 otherwise.
+
+    Raises
+    ------
+    ValueError
+        ``freq`` not in ``(0, sfreq / 2)``, ``quality <= 0``, NaN in ``x`` or a too short window.
+    """
+    if sfreq <= 0 or not 0.0 < freq < sfreq / 2.0:
+        raise ValueError(
+            f"notch frequency must lie in (0, {sfreq / 2.0:g}) Hz (Nyquist of sfreq={sfreq:g} Hz), "
+            f"got freq={freq}; is the sampling rate right?"
+        )
+    if quality <= 0:
+        raise ValueError(f"quality must be > 0, got {quality}")
+    b, a = sps.iirnotch(freq, quality, fs=sfreq)
+    return _filtfilt(sps.tf2sos(b, a), x, "notch")
+
+
+def clip(x, limit: float):
+    """Clip values to ``[-limit, limit]`` (numpy array or torch tensor; NaN stays NaN).
+
+    Parameters
+    ----------
+    x : numpy.ndarray or torch.Tensor
+        Any shape, e.g. microvolts.
+    limit : float
+        Positive bound, same unit as ``x`` (the top solutions used 1024 uV).
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        A clipped copy of the same type and shape.
+
+    Raises
+    ------
+    ValueError
+        ``limit`` is not positive.
+    """
+    if not limit > 0:
+        raise ValueError(f"clip limit must be > 0, got {limit}")
+    return x.clip(-limit, limit)
+
+
+# --------------------------------------------------------------------------------------------------
+# montages
+# --------------------------------------------------------------------------------------------------
+
+
+def _montage_pairs(name: str) -> list[tuple[str, str | None]]:
+    """(active, reference) electrodes of a montage; reference None = as recorded, "avg" = average."""
+    if name in ("double_banana", "double_banana_18"):
+        chains = list(CHAINS.values()) + ([MIDLINE_CHAIN] if name == "double_banana_18" else [])
+        return [(c[i], c[i + 1]) for c in chains for i in range(len(c) - 1)]
+    if name == "average":
+        return [(ch, "avg") for ch in SCALP_CHANNELS]
+    if name == "referential":
+        return [(ch, None) for ch in SCALP_CHANNELS]
+    raise ValueError(f"unknown montage {name!r}; expected one of {list(MONTAGES)}")
+
+
+def montage_names(name: str = "double_banana") -> list[str]:
+    """Channel names produced by :func:`montage` (e.g. ``"Fp1-F7"``, ``"Cz-avg"``, ``"O2"``)."""
+    return [a if b is None else f"{a}-{b}" for a, b in _montage_pairs(name)]
+
+
+def montage(
+    x, name: str = "double_banana", *, ch_names: Sequence[str] = EEG_CHANNELS
+) -> tuple[np.ndarray, list[str]]:
+    """Re-reference EEG channels into a named montage.
+
+    Parameters
+    ----------
+    x : numpy.ndarray or torch.Tensor
+        ``(..., channels, samples)`` with rows named by ``ch_names`` (default the 20 Kaggle columns).
+    name : {"double_banana", "double_banana_18", "average", "referential"}
+        ``double_banana``: the 16 bipolar pairs of the chains LL, LP, RP, RL (4 each, front to back);
+        ``double_banana_18``: the same plus Fz-Cz, Cz-Pz; ``average``: the 19 scalp leads minus their
+        mean; ``referential``: the 19 scalp leads as recorded.
+    ch_names : sequence of str
+        Names of the rows of ``x``.
+
+    Returns
+    -------
+    data : numpy.ndarray or torch.Tensor
+        ``(..., n_montage_channels, samples)``, same type and dtype as ``x``.
+    names : list of str
+        Channel names like ``"Fp1-F7"`` (bipolar), ``"Fp1-avg"`` (average) or ``"Fp1"``.
+
+    Raises
+    ------
+    ValueError
+        Unknown montage name, ``x`` rows not matching ``ch_names``, or an electrode the montage
+        needs missing from ``ch_names``.
+    """
+    pairs = _montage_pairs(name)
+    ch_names = list(ch_names)
+    if x.ndim < 2 or x.shape[-2] != len(ch_names):
+        raise ValueError(
+            f"montage {name!r}: expected x of shape (..., {len(ch_names)} channels, samples) "
+            f"matching ch_names, found shape {tuple(x.shape)}"
+        )
+    needed = [ch for pair in pairs for ch in pair if ch not in (None, "avg")]
+    missing = sorted(set(needed) - set(ch_names), key=needed.index)
+    if missing:
+        raise ValueError(
+            f"montage {name!r} needs channels {missing}, not found in ch_names {ch_names}"
+        )
+    pos = {ch: i for i, ch in enumerate(ch_names)}
+    active = [pos[a] for a, _ in pairs]
+    if name in ("double_banana", "double_banana_18"):
+        data = x[..., active, :] - x[..., [pos[b] for _, b in pairs], :]
+    elif name == "average":
+        scalp = x[..., active, :]
+        mean = scalp.mean(-2, keepdims=True) if isinstance(x, np.ndarray) else scalp.mean(-2, True)
+        data = scalp - mean
+    else:
+        data = x[..., active, :]
+    return data, montage_names(name)
+
+
+def mirror_permutation(names: Sequence[str]) -> tuple[int, ...]:
+    """Permutation of channels that mirrors left and right hemispheres.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Channel names as returned by :func:`montage` (``"Fp1-F7"``, ``"Cz-avg"``, ``"O1"``, ...).
+
+    Returns
+    -------
+    tuple of int
+        ``perm`` such that ``x[..., perm, :]`` is the mirrored recording: row ``i`` of the result
+        holds the channel whose electrodes are the left/right mirror of ``names[i]``
+        (``"Fp1-F7"`` <-> ``"Fp2-F8"``; midline leads map to themselves).
+
+    Raises
+    ------
+    ValueError
+        The mirror of a channel is not among ``names``.
+    """
+    mirror = {a: b for a, b in LEFT_RIGHT_PAIRS} | {b: a for a, b in LEFT_RIGHT_PAIRS}
+    pos = {n: i for i, n in enumerate(names)}
+    perm = []
+    for n in names:
+        m = "-".join(mirror.get(part, part) for part in n.split("-"))
+        if m not in pos:
+            raise ValueError(f"channel {n!r} has mirror {m!r}, which is not among {list(names)}")
+        perm.append(pos[m])
+    return tuple(perm)
