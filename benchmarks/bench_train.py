@@ -1,0 +1,300 @@
+"""Training speed and quality.
+
+Throughput (default): samples per second of training steps (forward, KL loss, backward, AdamW) of
+the demo's image model (``tf_efficientnet_lite0`` over ``DEFAULT_REPR``), fed
+
+- by the real pipeline: feature cache -> ``CacheDataset`` -> ``DataLoader`` -> augmentation -> step;
+- baseline, measured in the same run: the same steps on tensors already in memory.
+
+The ratio says whether data loading keeps up with the model (target >= 0.9). With a GPU, a second
+table compares ``efficientnet_b0`` at 512x512 with AMP + channels-last against fp32.
+
+Quality (``--quality``): on the synthetic ``bench`` preset (or ``--patients N`` of it), trains each
+model on ``--folds`` folds and prints the class-prior KL, the Bayes floor (true distributions vs drawn
+votes), each model's OOF KL and the share of the learnable gap it closes,
+``(prior - model) / (prior - floor)``, on >= 10-vote windows and on all windows, with ImageNet-
+pretrained and scratch rows for the same backbone.
+
+    python benchmarks/bench_train.py [--steps 20] [--batch-size 32] [--workers 0 2]
+    python benchmarks/bench_train.py --quality [--patients 400] [--folds 1] [--epochs 8]
+
+Data, caches and runs go under ``outputs/bench_train/`` (git-ignored) and are reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from hmslib.augment import AugmentConfig, augment_features
+from hmslib.cache import build_cache
+from hmslib.constants import CLASSES, VOTE_COLUMNS
+from hmslib.datasets import CacheDataset, epoch_batches, training_units
+from hmslib.io import read_train_csv
+from hmslib.labels import class_prior
+from hmslib.metrics import kaggle_kl
+from hmslib.models import ModelConfig, build_model
+from hmslib.spectrogram import DEFAULT_REPR
+from hmslib.synthetic import generate
+from hmslib.train import PRED_COLUMNS, TrainConfig, fit_fold, kl_loss
+
+OUT = Path(__file__).resolve().parents[1] / "outputs" / "bench_train"
+
+
+def synthetic_data(preset: str, patients: int | None) -> Path:
+    """The synthetic data set of ``preset`` (``patients`` overriding its size), generated once."""
+    folder = OUT / f"data-{preset}-{patients or 'all'}"
+    if not (folder / "train.csv").is_file():
+        generate(folder, preset=preset, n_patients=patients, seed=0, overwrite=True)
+    return folder
+
+
+# --------------------------------------------------------------------------------------------------
+# throughput
+# --------------------------------------------------------------------------------------------------
+
+
+def _step(model, optimizer, x, target) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    kl_loss(model(x), target).backward()
+    optimizer.step()
+
+
+def _samples_per_second(batches, model, optimizer, warmup: int, augment, rng) -> float:
+    """Train on ``batches`` (an iterable of (x, target)); time all but the first ``warmup`` steps."""
+    seen, start = 0, None
+    for i, (x, target) in enumerate(batches):
+        if i == warmup:
+            start, seen = time.perf_counter(), 0
+        _step(model, optimizer, augment(x, rng), target)
+        seen += len(x)
+    return seen / (time.perf_counter() - start)
+
+
+def throughput(args: argparse.Namespace) -> pd.DataFrame:
+    data = synthetic_data("demo", None)
+    cache = build_cache(data, OUT / "cache", repr=DEFAULT_REPR)
+    units = training_units(read_train_csv(data), by="group")
+    dataset = CacheDataset(cache, units, seed=0)
+    dataset.set_epoch(0)
+    n_steps = args.steps + args.warmup
+    batches = epoch_batches(len(units), args.batch_size, seed=0, epoch=0, drop_last=True)
+    batches = (batches * (n_steps // len(batches) + 1))[:n_steps]
+    config = AugmentConfig(hemisphere_swap=0.5, time_masks=1, freq_masks=1)
+
+    def augment(x, rng):
+        return augment_features(x, DEFAULT_REPR, config=config, rng=rng)
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(backbone="tf_efficientnet_lite0", repr=DEFAULT_REPR))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    preloaded = [(dataset[b]["x"], dataset[b]["target"]) for b in batches]
+    feeds = {"pre-loaded tensors (baseline)": lambda: preloaded}
+    for workers in args.workers:
+        loader = torch.utils.data.DataLoader(
+            dataset, sampler=batches, batch_size=None, num_workers=workers
+        )
+        feeds[f"cache + Dataset + DataLoader, {workers} workers"] = lambda loader=loader: (
+            (b["x"], b["target"]) for b in loader
+        )
+    # rounds interleave the feeds so that load from other processes hits them alike; best of rounds
+    speeds = {name: [] for name in feeds}
+    for _ in range(args.repeats):
+        for name, feed in feeds.items():
+            rng = np.random.default_rng(0)
+            speeds[name].append(
+                _samples_per_second(feed(), model, optimizer, args.warmup, augment, rng)
+            )
+    base = max(speeds["pre-loaded tensors (baseline)"])
+    rows = [(name, max(v), max(v) / base) for name, v in speeds.items()]
+    started = time.perf_counter()
+    loaded = sum(
+        len(b["x"]) for b in torch.utils.data.DataLoader(dataset, sampler=batches, batch_size=None)
+    )
+    loading = loaded / (time.perf_counter() - started)
+    rows.append(
+        (
+            "loading alone (cache + Dataset + DataLoader, 0 workers, no model)",
+            loading,
+            loading / base,
+        )
+    )
+    table = pd.DataFrame(rows, columns=["feed", "samples/s", "ratio"])
+    print(
+        f"\nTraining-step throughput, tf_efficientnet_lite0 on {DEFAULT_REPR} "
+        f"{tuple(dataset.shape)}, batch {args.batch_size}, {args.steps} timed steps, "
+        f"{torch.get_num_threads()} threads (CPU), best of {args.repeats} interleaved rounds"
+    )
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    return table
+
+
+def gpu_precision(args: argparse.Namespace) -> pd.DataFrame:
+    """efficientnet_b0 at 512x512: AMP + channels-last vs fp32 (CUDA only)."""
+    device = torch.device("cuda")
+    rows = []
+    for label, amp in (("fp32", False), ("AMP + channels_last", True)):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(backbone="efficientnet_b0", in_chans=3)).to(device)
+        x = torch.randn(args.gpu_batch_size, 3, 512, 512, device=device)
+        target = torch.softmax(torch.randn(args.gpu_batch_size, len(CLASSES), device=device), -1)
+        if amp:
+            model = model.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        scaler = torch.amp.GradScaler("cuda", enabled=amp and dtype == torch.float16)
+        for i in range(args.warmup + args.steps):
+            if i == args.warmup:
+                torch.cuda.synchronize()
+                start = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast("cuda", dtype=dtype, enabled=amp):
+                logits = model(x)
+            scaler.scale(kl_loss(logits.float(), target)).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        torch.cuda.synchronize()
+        rows.append((label, args.steps * args.gpu_batch_size / (time.perf_counter() - start)))
+    table = pd.DataFrame(rows, columns=["precision", "samples/s"])
+    table["ratio"] = table["samples/s"] / table["samples/s"].iloc[0]
+    print(f"\nefficientnet_b0 512x512, batch {args.gpu_batch_size}, {torch.cuda.get_device_name()}")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    return table
+
+
+# --------------------------------------------------------------------------------------------------
+# quality
+# --------------------------------------------------------------------------------------------------
+
+#: (row label, ModelConfig keywords, TrainConfig keywords) of the quality table.
+QUALITY_MODELS = {
+    "lite0_pretrained": (
+        "tf_efficientnet_lite0 ImageNet",
+        dict(backbone="tf_efficientnet_lite0", pretrained=True),
+        {},
+    ),
+    "lite0_scratch": ("tf_efficientnet_lite0 scratch", dict(backbone="tf_efficientnet_lite0"), {}),
+    "wavenet1d": (
+        "wavenet1d raw",
+        dict(kind="raw", backbone="wavenet1d", repr="bipolar_raw"),
+        dict(lr=2e-3),
+    ),
+}
+
+
+def _gap_rows(
+    label: str, votes: np.ndarray, preds: np.ndarray, prior_kl: dict, floor_kl: dict, many
+) -> dict:
+    kl = {"all": kaggle_kl(votes, preds), "10+": kaggle_kl(votes[many], preds[many])}
+    closed = {k: (prior_kl[k] - kl[k]) / (prior_kl[k] - floor_kl[k]) for k in kl}
+    return {
+        "model": label,
+        "KL 10+": kl["10+"],
+        "gap closed 10+": closed["10+"],
+        "KL all": kl["all"],
+        "gap closed all": closed["all"],
+    }
+
+
+def quality(args: argparse.Namespace) -> pd.DataFrame:
+    data = synthetic_data("bench", args.patients)
+    truth = pd.read_csv(data / "truth.csv")
+    truth = truth[truth.split == "train"].set_index("label_id")
+    prior = class_prior(read_train_csv(data))
+    results = {}
+    for key in args.models:
+        _, model_kw, train_kw = QUALITY_MODELS[key]
+        model = ModelConfig(name=key, **{"repr": DEFAULT_REPR, **model_kw})
+        config = TrainConfig(
+            data_dir=str(data),
+            model=model,
+            out_dir=str(OUT / f"quality-{args.patients or 'all'}"),
+            cache_dir=str(OUT / "cache"),
+            n_folds=args.n_folds,
+            epochs=args.epochs,
+            stage2_epochs=args.stage2_epochs,
+            batch_size=args.batch_size,
+            num_workers=args.loader_workers,
+            augment=AugmentConfig(hemisphere_swap=0.5, time_masks=1, freq_masks=1),
+            **{"lr": 1e-3, **train_kw},
+        )
+        started = time.perf_counter()
+        oofs = [pd.read_parquet(fit_fold(config, fold)["oof"]) for fold in range(args.folds)]
+        results[key] = (pd.concat(oofs, ignore_index=True), time.perf_counter() - started)
+
+    first = next(iter(results.values()))[0]
+    votes = first[list(VOTE_COLUMNS)].to_numpy(np.float64)
+    many = first.total_votes.to_numpy() >= 10
+    true_p = truth.loc[first.label_id, [f"p_{c}" for c in CLASSES]].to_numpy()
+    prior_p = np.broadcast_to(prior, votes.shape)
+    prior_kl = {"all": kaggle_kl(votes, prior_p), "10+": kaggle_kl(votes[many], prior_p[many])}
+    floor_kl = {"all": kaggle_kl(votes, true_p), "10+": kaggle_kl(votes[many], true_p[many])}
+    rows = [
+        _gap_rows("class prior", votes, prior_p, prior_kl, floor_kl, many),
+        _gap_rows("Bayes floor (true distributions)", votes, true_p, prior_kl, floor_kl, many),
+    ]
+    for key, (oof, seconds) in results.items():
+        oof = oof.set_index("label_id").loc[first.label_id]
+        row = _gap_rows(
+            QUALITY_MODELS[key][0],
+            votes,
+            oof[list(PRED_COLUMNS)].to_numpy(),
+            prior_kl,
+            floor_kl,
+            many,
+        )
+        rows.append({**row, "train s": seconds})
+    table = pd.DataFrame(rows)
+    print(
+        f"\nOOF quality on {data.name}: {len(votes)} windows ({int(many.sum())} with >= 10 votes) of "
+        f"{args.folds} of {args.n_folds} folds; {args.epochs} + {args.stage2_epochs} epochs, "
+        f"repr {DEFAULT_REPR}"
+    )
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep=""))
+    return table
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--steps", type=int, default=20, help="timed steps per throughput row")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--workers", type=int, nargs="+", default=[0, 2], help="DataLoader workers to time"
+    )
+    p.add_argument("--repeats", type=int, default=5, help="interleaved rounds (best one is shown)")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    p.add_argument("--gpu-batch-size", type=int, default=32)
+    p.add_argument("--quality", action="store_true", help="run the quality table instead")
+    p.add_argument(
+        "--patients", type=int, help="bench preset with this many patients (default: all)"
+    )
+    p.add_argument("--n-folds", type=int, default=5)
+    p.add_argument("--folds", type=int, default=1, help="folds to train (OOF on their windows)")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--stage2-epochs", type=int, default=3)
+    p.add_argument("--loader-workers", type=int, default=0, help="DataLoader workers in --quality")
+    p.add_argument(
+        "--models", nargs="+", default=list(QUALITY_MODELS), choices=list(QUALITY_MODELS)
+    )
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quality:
+        quality(args)
+        return
+    throughput(args)
+    if torch.cuda.is_available():
+        gpu_precision(args)
+    else:
+        print("\n(no CUDA device: the AMP + channels_last vs fp32 table is skipped)")
+
+
+if __name__ == "__main__":
+    main()
