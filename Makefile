@@ -24,6 +24,7 @@ lint: setup
 
 test: setup lint
 	$(VENV)/bin/pytest -n 2 --dist loadfile tests
+	HMS_PROFILE=quick $(VENV)/bin/pytest --nbval-lax notebooks
 
 demo: setup
 	$(VENV)/bin/hms run --profile demo

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from hmslib.constants import CLASSES, VOTE_COLUMNS
+from hmslib.constants import CLASSES, PRED_COLUMNS, VOTE_COLUMNS
 from hmslib.labels import HIGH_AGREEMENT_VOTES, VOTE_GROUPS, total_votes, vote_group
 from hmslib.metrics import kl_rows
 
@@ -33,8 +33,6 @@ if TYPE_CHECKING:  # matplotlib is imported by the plot functions only, keeping 
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-#: Prediction columns of an OOF file, in ``CLASSES`` order.
-PRED_COLUMNS: tuple[str, ...] = tuple(f"pred_{c}" for c in CLASSES)
 #: Identifier columns of an OOF file.
 OOF_ID_COLUMNS: tuple[str, ...] = ("label_id", "eeg_id", "patient_id", "fold", "total_votes")
 #: Every column an OOF file must have, in file order.

@@ -11,6 +11,9 @@ CLASSES: tuple[str, ...] = ("seizure", "lpd", "gpd", "lrda", "grda", "other")
 #: Vote columns of train.csv, in ``CLASSES`` order.
 VOTE_COLUMNS: tuple[str, ...] = tuple(f"{c}_vote" for c in CLASSES)
 
+#: Prediction columns of OOF and test-prediction files, in ``CLASSES`` order.
+PRED_COLUMNS: tuple[str, ...] = tuple(f"pred_{c}" for c in CLASSES)
+
 #: ``expert_consensus`` strings of train.csv, in ``CLASSES`` order.
 CONSENSUS_NAMES: tuple[str, ...] = ("Seizure", "LPD", "GPD", "LRDA", "GRDA", "Other")
 
