@@ -214,7 +214,9 @@ def quality(args: argparse.Namespace) -> pd.DataFrame:
         config = TrainConfig(
             data_dir=str(data),
             model=model,
-            out_dir=str(OUT / f"quality-{args.patients or 'all'}"),
+            out_dir=str(
+                OUT / f"quality-{args.patients or 'all'}-{args.epochs}+{args.stage2_epochs}"
+            ),
             cache_dir=str(OUT / "cache"),
             n_folds=args.n_folds,
             epochs=args.epochs,

@@ -52,15 +52,13 @@ from tqdm.auto import tqdm
 from hmslib import io
 from hmslib.augment import AugmentConfig, augment_features, augment_signal, mixup
 from hmslib.cache import build_cache, open_cache
-from hmslib.constants import CLASSES, VOTE_COLUMNS
+from hmslib.constants import CLASSES, PRED_COLUMNS, VOTE_COLUMNS
 from hmslib.datasets import CacheDataset, RawWindowDataset, epoch_batches, training_units
 from hmslib.labels import make_folds, total_votes
 from hmslib.metrics import kaggle_kl
 from hmslib.models import ModelConfig, build_model
 from hmslib.spectrogram import compute_representation, representation_info, swap_hemispheres
 
-#: Prediction columns of an OOF file, in ``CLASSES`` order.
-PRED_COLUMNS: tuple[str, ...] = tuple(f"pred_{c}" for c in CLASSES)
 #: Version of the checkpoint layout written by :func:`fit_fold`.
 CHECKPOINT_FORMAT = 1
 #: Loss weight of a window with this many votes or more is 1 when ``vote_weight`` is on.
