@@ -6,8 +6,10 @@ the demo's image model (``tf_efficientnet_lite0`` over ``DEFAULT_REPR``), fed
 - by the real pipeline: feature cache -> ``CacheDataset`` -> ``DataLoader`` -> augmentation -> step;
 - baseline, measured in the same run: the same steps on tensors already in memory.
 
-The ratio says whether data loading keeps up with the model (target >= 0.9). With a GPU, a second
-table compares ``efficientnet_b0`` at 512x512 with AMP + channels-last against fp32.
+The two alternate step by step and the median step time of each gives its speed, so that load from
+other processes on a shared machine hits both alike. The ratio says whether data loading keeps up
+with the model (target >= 0.9); a last row times the loading alone. With a GPU, a second table
+compares ``efficientnet_b0`` at 512x512 with AMP + channels-last against fp32.
 
 Quality (``--quality``): on the synthetic ``bench`` preset (or ``--patients N`` of it), trains each
 model on ``--folds`` folds and prints the class-prior KL, the Bayes floor (true distributions vs drawn
@@ -65,15 +67,23 @@ def _step(model, optimizer, x, target) -> None:
     optimizer.step()
 
 
-def _samples_per_second(batches, model, optimizer, warmup: int, augment, rng) -> float:
-    """Train on ``batches`` (an iterable of (x, target)); time all but the first ``warmup`` steps."""
-    seen, start = 0, None
-    for i, (x, target) in enumerate(batches):
-        if i == warmup:
-            start, seen = time.perf_counter(), 0
+def _paired_step_times(preloaded, loader, model, optimizer, warmup: int, augment) -> np.ndarray:
+    """Seconds per step, ``(steps, 2)``: a pre-loaded batch, then a batch fetched from ``loader``.
+
+    Alternating the two step by step pairs each loader step with a baseline step taken moments
+    before, so load from other processes on a shared machine hits both alike.
+    """
+    rng = np.random.default_rng(0)
+    batches = iter(loader)
+    times = []
+    for x, target in preloaded:
+        started = time.perf_counter()
         _step(model, optimizer, augment(x, rng), target)
-        seen += len(x)
-    return seen / (time.perf_counter() - start)
+        between = time.perf_counter()
+        fetched = next(batches)
+        _step(model, optimizer, augment(fetched["x"], rng), fetched["target"])
+        times.append((between - started, time.perf_counter() - between))
+    return np.asarray(times[warmup:])
 
 
 def throughput(args: argparse.Namespace) -> pd.DataFrame:
@@ -94,41 +104,28 @@ def throughput(args: argparse.Namespace) -> pd.DataFrame:
     model = build_model(ModelConfig(backbone="tf_efficientnet_lite0", repr=DEFAULT_REPR))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     preloaded = [(dataset[b]["x"], dataset[b]["target"]) for b in batches]
-    feeds = {"pre-loaded tensors (baseline)": lambda: preloaded}
+    rows = []
     for workers in args.workers:
         loader = torch.utils.data.DataLoader(
             dataset, sampler=batches, batch_size=None, num_workers=workers
         )
-        feeds[f"cache + Dataset + DataLoader, {workers} workers"] = lambda loader=loader: (
-            (b["x"], b["target"]) for b in loader
-        )
-    # rounds interleave the feeds so that load from other processes hits them alike; best of rounds
-    speeds = {name: [] for name in feeds}
-    for _ in range(args.repeats):
-        for name, feed in feeds.items():
-            rng = np.random.default_rng(0)
-            speeds[name].append(
-                _samples_per_second(feed(), model, optimizer, args.warmup, augment, rng)
-            )
-    base = max(speeds["pre-loaded tensors (baseline)"])
-    rows = [(name, max(v), max(v) / base) for name, v in speeds.items()]
+        times = _paired_step_times(preloaded, loader, model, optimizer, args.warmup, augment)
+        base, fed = args.batch_size / np.median(times, axis=0)
+        rows += [
+            (f"pre-loaded tensors (baseline, paired with {workers} workers)", base, 1.0),
+            (f"cache + Dataset + DataLoader, {workers} workers", fed, fed / base),
+        ]
     started = time.perf_counter()
     loaded = sum(
         len(b["x"]) for b in torch.utils.data.DataLoader(dataset, sampler=batches, batch_size=None)
     )
     loading = loaded / (time.perf_counter() - started)
-    rows.append(
-        (
-            "loading alone (cache + Dataset + DataLoader, 0 workers, no model)",
-            loading,
-            loading / base,
-        )
-    )
+    rows.append(("loading alone (0 workers, no model)", loading, loading / rows[0][1]))
     table = pd.DataFrame(rows, columns=["feed", "samples/s", "ratio"])
     print(
         f"\nTraining-step throughput, tf_efficientnet_lite0 on {DEFAULT_REPR} "
-        f"{tuple(dataset.shape)}, batch {args.batch_size}, {args.steps} timed steps, "
-        f"{torch.get_num_threads()} threads (CPU), best of {args.repeats} interleaved rounds"
+        f"{tuple(dataset.shape)}, batch {args.batch_size}, {args.steps} timed step pairs "
+        f"(median), {torch.get_num_threads()} torch threads (CPU)"
     )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     return table
@@ -270,7 +267,6 @@ def main() -> None:
     p.add_argument(
         "--workers", type=int, nargs="+", default=[0, 2], help="DataLoader workers to time"
     )
-    p.add_argument("--repeats", type=int, default=5, help="interleaved rounds (best one is shown)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--gpu-batch-size", type=int, default=32)
     p.add_argument("--quality", action="store_true", help="run the quality table instead")
