@@ -11,7 +11,6 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
 from hmslib import io, labels
@@ -106,11 +105,6 @@ def recording_table(
             }
         )
     return pd.DataFrame(rows)
-
-
-def recording_seconds(data_dir: str | os.PathLike, eeg_ids, split: str = "train") -> np.ndarray:
-    """Length in seconds of each EEG, read from parquet metadata (no samples loaded): ``(n,)``."""
-    return np.array([pq.read_metadata(io.eeg_path(data_dir, e, split)).num_rows / SFREQ for e in eeg_ids])
 
 
 def plot_recordings(table: pd.DataFrame) -> Figure:
