@@ -20,21 +20,20 @@ import time
 import warnings
 from pathlib import Path
 
-import mne
 import numpy as np
 import torch
-from scipy.signal import resample_poly
 
-from hmslib import recording
-from hmslib.constants import EEG_CHANNELS, SFREQ
+from hmslib import recording, scoring, viz
+from hmslib.checkpoints import save_checkpoint
+from hmslib.config import Environment, Recipe, TrainConfig, get_profile
+from hmslib.constants import SFREQ
 from hmslib.ensemble import Ensemble, save_ensemble
 from hmslib.io import load_eeg
-from hmslib.models import RAW_BACKBONES, ModelConfig, build_model
-from hmslib.pipeline import default_run_dir, get_profile
+from hmslib.models import ModelConfig, build_model
+from hmslib.pipeline import default_run_dir
+from hmslib.predict import Predictor
 from hmslib.synthetic import generate
-from hmslib.train import TrainConfig
 
-NEW_NAMES = {"T3": "T7", "T4": "T8", "T5": "P7", "T6": "P8", "EKG": "EKG1"}
 EDF_SFREQ = 256
 
 
@@ -45,15 +44,10 @@ def write_synthetic_edf(folder: Path, seconds: float) -> Path:
     eeg = np.concatenate([load_eeg(data, int(p.stem)) for p in files], axis=1)
     n = int(seconds * SFREQ)
     eeg = np.tile(eeg, (1, -(-n // eeg.shape[1])))[:, :n]
-    x = resample_poly(np.nan_to_num(eeg).astype(np.float64), EDF_SFREQ, int(SFREQ), axis=-1)
-    photic = np.zeros((1, x.shape[1]))
-    names = [f"EEG {NEW_NAMES.get(c, c).upper()}-REF" for c in EEG_CHANNELS] + ["Photic"]
-    raw = mne.io.RawArray(np.vstack([x, photic]) * 1e-6, mne.create_info(names, EDF_SFREQ, "eeg"),
-                          verbose="error")  # fmt: skip
-    path = folder / "synthetic_1h.edf"
-    mne.export.export_raw(path, raw, fmt="edf", physical_range="channelwise", overwrite=True,
-                          verbose="error")  # fmt: skip
-    return path
+    photic = np.zeros(int(n * EDF_SFREQ / SFREQ))
+    return recording.export_edf(
+        eeg, folder / "synthetic_1h.edf", target_sfreq=EDF_SFREQ, extra={"Photic": photic}
+    )
 
 
 def untrained_demo_run(folder: Path) -> Path:
@@ -61,16 +55,15 @@ def untrained_demo_run(folder: Path) -> Path:
     profile = get_profile("demo")
     names = []
     for spec in profile.models:
-        kind = "raw" if spec.backbone in RAW_BACKBONES else "image"
-        config = ModelConfig(name=spec.name, kind=kind, backbone=spec.backbone, repr=spec.repr)
-        train_config = TrainConfig(data_dir="synthetic", model=config, out_dir=str(folder),
-                                   n_folds=profile.n_folds)  # fmt: skip
+        config = ModelConfig(name=spec.name, backbone=spec.backbone, representation=spec.representation)
+        train_config = TrainConfig(
+            Recipe(model=config, n_folds=profile.n_folds),
+            Environment(data_dir="synthetic", out_dir=str(folder)),
+        )
         for fold in range(profile.n_folds):
             torch.manual_seed(fold)
-            payload = {"model_config": config.to_dict(), "train_config": train_config.to_dict(),
-                       "state_dict": build_model(config).state_dict()}  # fmt: skip
-            (folder / "models" / spec.name).mkdir(parents=True, exist_ok=True)
-            torch.save(payload, folder / "models" / spec.name / f"fold{fold}.pt")
+            payload = {"train_config": train_config.to_dict(), "state_dict": build_model(config).state_dict()}
+            save_checkpoint(payload, folder / "models" / spec.name / f"fold{fold}.pt")
         names.append(spec.name)
     weights = np.full(len(names), 1.0 / len(names))
     save_ensemble(folder / "ensemble.json", Ensemble(tuple(names), weights, method="equal"))
@@ -100,18 +93,17 @@ def main() -> None:
         run = args.run if trained else untrained_demo_run(tmp / "run")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            predictor, t_models = _timed(recording.load_run_predictor, run)
+            predictor, t_models = _timed(Predictor.from_run, run, eeg_only=True)
         skipped = [str(w.message).split(": ", 1)[1] for w in caught]
         (eeg, report), t_read = _timed(recording.load_recording, edf)
-        timeline, t_score = _timed(recording.score_eeg, eeg, predictor,
+        timeline, t_score = _timed(scoring.score_eeg, eeg, predictor,
                                    batch_size=args.batch_size, progress=False)  # fmt: skip
-        _, t_quality = _timed(recording.window_quality, eeg)
-        fig, t_plot = _timed(recording.plot_timeline, timeline, eeg)
+        _, t_quality = _timed(scoring.window_quality, eeg)
+        fig, t_plot = _timed(viz.plot_timeline, timeline, eeg)
         _, t_save = _timed(fig.savefig, tmp / "timeline.png", dpi=120)
-        windows = recording.sliding_windows(eeg)
+        windows = scoring.sliding_windows(eeg)
         n_base = min(args.baseline_windows, len(windows))
-        _, t_base = _timed(recording.predict_run, predictor, windows[:n_base], batch_size=1,
-                           progress=False)  # fmt: skip
+        _, t_base = _timed(predictor.predict, windows[:n_base], batch_size=1)
 
     total = t_read + t_models + t_score + t_plot + t_save
     n = len(timeline)

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from hmslib import cache, io
-from hmslib import spectrogram as S
+from hmslib import representations as S
 from hmslib.constants import CHAINS, EEG_CHANNELS
 
 CH = {c: i for i, c in enumerate(EEG_CHANNELS)}
@@ -127,7 +127,7 @@ def main() -> None:
         for workers in (1, 2):
             out = Path(tmp) / f"cache{workers}"
             start = time.perf_counter()
-            cache.build_cache(data, out, repr=S.DEFAULT_REPR, workers=workers, progress=False)
+            cache.build_cache(data, out, representation=S.DEFAULT_REPR, workers=workers, progress=False)
             rows.append(
                 (f"cache build {S.DEFAULT_REPR}, {workers} worker(s)", "cpu", n_windows,
                  time.perf_counter() - start, None)

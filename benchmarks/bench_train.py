@@ -35,15 +35,17 @@ import torch
 
 from hmslib.augment import AugmentConfig, augment_features
 from hmslib.cache import build_cache
-from hmslib.constants import CLASSES, VOTE_COLUMNS
+from hmslib.config import Environment, Recipe, TrainConfig
+from hmslib.constants import CLASSES, PRED_COLUMNS, TRUE_COLUMNS, VOTE_COLUMNS
 from hmslib.datasets import CacheDataset, epoch_batches, training_units
 from hmslib.io import read_train_csv
 from hmslib.labels import class_prior
+from hmslib.losses import kl_loss
 from hmslib.metrics import kaggle_kl
 from hmslib.models import ModelConfig, build_model
-from hmslib.spectrogram import DEFAULT_REPR
+from hmslib.representations import DEFAULT_REPR
 from hmslib.synthetic import generate
-from hmslib.train import PRED_COLUMNS, TrainConfig, fit_fold, kl_loss
+from hmslib.train import fit_fold
 
 OUT = Path(__file__).resolve().parents[1] / "outputs" / "bench_train"
 
@@ -88,7 +90,7 @@ def _paired_step_times(preloaded, loader, model, optimizer, warmup: int, augment
 
 def throughput(args: argparse.Namespace) -> pd.DataFrame:
     data = synthetic_data("demo", None)
-    cache = build_cache(data, OUT / "cache", repr=DEFAULT_REPR)
+    cache = build_cache(data, OUT / "cache", representation=DEFAULT_REPR)
     units = training_units(read_train_csv(data), by="group")
     dataset = CacheDataset(cache, units, seed=0)
     dataset.set_epoch(0)
@@ -101,7 +103,7 @@ def throughput(args: argparse.Namespace) -> pd.DataFrame:
         return augment_features(x, DEFAULT_REPR, config=config, rng=rng)
 
     torch.manual_seed(0)
-    model = build_model(ModelConfig(backbone="tf_efficientnet_lite0", repr=DEFAULT_REPR))
+    model = build_model(ModelConfig(backbone="tf_efficientnet_lite0", representation=DEFAULT_REPR))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     preloaded = [(dataset[b]["x"], dataset[b]["target"]) for b in batches]
     rows = []
@@ -137,7 +139,7 @@ def gpu_precision(args: argparse.Namespace) -> pd.DataFrame:
     rows = []
     for label, amp in (("fp32", False), ("AMP + channels_last", True)):
         torch.manual_seed(0)
-        model = build_model(ModelConfig(backbone="efficientnet_b0", in_chans=3)).to(device)
+        model = build_model(ModelConfig(backbone="efficientnet_b0", n_chans=3)).to(device)
         x = torch.randn(args.gpu_batch_size, 3, 512, 512, device=device)
         target = torch.softmax(torch.randn(args.gpu_batch_size, len(CLASSES), device=device), -1)
         if amp:
@@ -169,7 +171,7 @@ def gpu_precision(args: argparse.Namespace) -> pd.DataFrame:
 # quality
 # --------------------------------------------------------------------------------------------------
 
-#: (row label, ModelConfig keywords, TrainConfig keywords) of the quality table.
+#: (row label, ModelConfig keywords, Recipe keywords) of the quality table.
 QUALITY_MODELS = {
     "lite0_pretrained": (
         "tf_efficientnet_lite0 ImageNet",
@@ -179,7 +181,7 @@ QUALITY_MODELS = {
     "lite0_scratch": ("tf_efficientnet_lite0 scratch", dict(backbone="tf_efficientnet_lite0"), {}),
     "wavenet1d": (
         "wavenet1d raw",
-        dict(kind="raw", backbone="wavenet1d", repr="bipolar_raw"),
+        dict(backbone="wavenet1d", representation="bipolar_raw"),
         dict(lr=2e-3),
     ),
 }
@@ -207,22 +209,23 @@ def quality(args: argparse.Namespace) -> pd.DataFrame:
     results = {}
     for key in args.models:
         _, model_kw, train_kw = QUALITY_MODELS[key]
-        model = ModelConfig(name=key, **{"repr": DEFAULT_REPR, **model_kw})
-        config = TrainConfig(
-            data_dir=str(data),
+        model = ModelConfig(name=key, **{"representation": DEFAULT_REPR, **model_kw})
+        recipe = Recipe(
             model=model,
-            out_dir=str(
-                OUT / f"quality-{args.patients or 'all'}-{args.epochs}+{args.stage2_epochs}"
-            ),
-            cache_dir=str(OUT / "cache"),
             n_folds=args.n_folds,
             epochs=args.epochs,
             stage2_epochs=args.stage2_epochs,
             batch_size=args.batch_size,
-            num_workers=args.loader_workers,
             augment=AugmentConfig(hemisphere_swap=0.5, time_masks=1, freq_masks=1),
             **{"lr": 1e-3, **train_kw},
         )
+        env = Environment(
+            data_dir=str(data),
+            out_dir=str(OUT / f"quality-{args.patients or 'all'}-{args.epochs}+{args.stage2_epochs}"),
+            cache_dir=str(OUT / "cache"),
+            num_workers=args.loader_workers,
+        )
+        config = TrainConfig(recipe, env)
         started = time.perf_counter()
         oofs = [pd.read_parquet(fit_fold(config, fold)["oof"]) for fold in range(args.folds)]
         results[key] = (pd.concat(oofs, ignore_index=True), time.perf_counter() - started)
@@ -230,7 +233,7 @@ def quality(args: argparse.Namespace) -> pd.DataFrame:
     first = next(iter(results.values()))[0]
     votes = first[list(VOTE_COLUMNS)].to_numpy(np.float64)
     many = first.total_votes.to_numpy() >= 10
-    true_p = truth.loc[first.label_id, [f"p_{c}" for c in CLASSES]].to_numpy()
+    true_p = truth.loc[first.label_id, list(TRUE_COLUMNS)].to_numpy()
     prior_p = np.broadcast_to(prior, votes.shape)
     prior_kl = {"all": kaggle_kl(votes, prior_p), "10+": kaggle_kl(votes[many], prior_p[many])}
     floor_kl = {"all": kaggle_kl(votes, true_p), "10+": kaggle_kl(votes[many], true_p[many])}

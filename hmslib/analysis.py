@@ -1,5 +1,7 @@
 """Out-of-fold (OOF) analysis: merge a model's folds, KL tables, confusion, calibration, worst windows.
 
+The figures of these tables are drawn by :mod:`hmslib.viz`.
+
 Every fold a model is trained on writes ``<run_dir>/oof/<model>_fold<k>.parquet`` with one row per
 validation label window::
 
@@ -18,25 +20,21 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from hmslib.constants import CLASSES, PRED_COLUMNS, VOTE_COLUMNS
-from hmslib.labels import HIGH_AGREEMENT_VOTES, VOTE_GROUPS, total_votes, vote_group
+from hmslib._checks import check_number, check_votes
+from hmslib.constants import (
+    CLASSES,
+    HIGH_AGREEMENT_VOTES,
+    OOF_COLUMNS,
+    PRED_COLUMNS,
+    VOTE_COLUMNS,
+)
+from hmslib.labels import VOTE_GROUPS, total_votes, vote_group
 from hmslib.metrics import kl_rows
-
-if TYPE_CHECKING:  # matplotlib is imported by the plot functions only, keeping inference light
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
-
-#: Identifier columns of an OOF file.
-OOF_ID_COLUMNS: tuple[str, ...] = ("label_id", "eeg_id", "patient_id", "fold", "total_votes")
-#: Every column an OOF file must have, in file order.
-OOF_COLUMNS: tuple[str, ...] = (*OOF_ID_COLUMNS, *VOTE_COLUMNS, *PRED_COLUMNS)
 
 _FOLD_FILE = re.compile(r"^(?P<model>.+)_fold(?P<fold>\d+)\.parquet$")
 _ROW_SUM_TOL = 1e-3
@@ -103,11 +101,7 @@ def check_oof(oof: pd.DataFrame, *, what: str = "OOF table") -> None:
             f"{what}: {int(bad.sum())} rows whose predictions are not a probability distribution "
             f"(finite, >= 0, summing to 1), e.g. label_id {ids}"
         )
-    votes = oof[list(VOTE_COLUMNS)].to_numpy(dtype=np.float64)
-    if (votes < 0).any() or (votes.sum(axis=1) <= 0).any():
-        rows = np.flatnonzero((votes < 0).any(axis=1) | (votes.sum(axis=1) <= 0))
-        ids = oof["label_id"].to_numpy()[rows[:5]].tolist()
-        raise ValueError(f"{what}: {len(rows)} rows with negative or no votes, e.g. label_id {ids}")
+    check_votes(oof[list(VOTE_COLUMNS)], what=what, row_names=oof["label_id"], row_label="label_id")
 
 
 def _read_fold(path: Path, fold: int) -> pd.DataFrame:
@@ -203,16 +197,16 @@ def _arrays(oof: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return votes, oof[list(PRED_COLUMNS)].to_numpy(dtype=np.float64)
 
 
-def _models(oof: pd.DataFrame) -> pd.Series:
+def model_column(oof: pd.DataFrame) -> pd.Series:
     """Model name per row (``"model"`` column, or ``"oof"`` for a single unnamed model)."""
     if "model" in oof.columns:
         return oof["model"].astype(str)
     return pd.Series("oof", index=oof.index, name="model")
 
 
-def _one_model(oof: pd.DataFrame, model: str | None) -> pd.DataFrame:
+def select_model(oof: pd.DataFrame, model: str | None) -> pd.DataFrame:
     """Rows of a single model; ``model`` picks one when ``oof`` holds several."""
-    names = _models(oof)
+    names = model_column(oof)
     available = sorted(names.unique())
     if model is not None:
         if model not in available:
@@ -223,7 +217,7 @@ def _one_model(oof: pd.DataFrame, model: str | None) -> pd.DataFrame:
     return oof
 
 
-def kl_table(oof: pd.DataFrame) -> pd.DataFrame:
+def kl_breakdown(oof: pd.DataFrame) -> pd.DataFrame:
     """KL divergence of each model overall, on high-agreement rows, per class and per vote group.
 
     Parameters
@@ -245,7 +239,7 @@ def kl_table(oof: pd.DataFrame) -> pd.DataFrame:
     row_kl = terms.sum(axis=1)
     frame = pd.DataFrame(
         {
-            "model": _models(oof).to_numpy(),
+            "model": model_column(oof).to_numpy(),
             "kl": row_kl,
             "kl_10plus": np.where(total_votes(oof) >= HIGH_AGREEMENT_VOTES, row_kl, np.nan),
             **{f"kl_{c}": terms[:, i] for i, c in enumerate(CLASSES)},
@@ -278,7 +272,7 @@ def kl_per_patient(oof: pd.DataFrame) -> pd.DataFrame:
     votes, preds = _arrays(oof)
     frame = pd.DataFrame(
         {
-            "model": _models(oof).to_numpy(),
+            "model": model_column(oof).to_numpy(),
             "patient_id": oof["patient_id"].to_numpy(),
             "eeg_id": oof["eeg_id"].to_numpy(),
             "votes": votes.sum(axis=1),
@@ -320,7 +314,7 @@ def confusion(
     ValueError
         Several models in ``oof`` and ``model`` not given, or an unknown ``model``.
     """
-    votes, preds = _arrays(_one_model(oof, model))
+    votes, preds = _arrays(select_model(oof, model))
     k = len(CLASSES)
     flat = votes.argmax(axis=1) * k + preds.argmax(axis=1)
     counts = np.bincount(flat, minlength=k * k).reshape(k, k)
@@ -360,9 +354,8 @@ def reliability(oof: pd.DataFrame, n_bins: int = 10, *, model: str | None = None
     ValueError
         ``n_bins < 1``, several models and no ``model``, or an unknown ``model``.
     """
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
-    votes, preds = _arrays(_one_model(oof, model))
+    check_number("n_bins", n_bins, low=1, integer=True)
+    votes, preds = _arrays(select_model(oof, model))
     y = votes / votes.sum(axis=1, keepdims=True)
     k = len(CLASSES)
     bins = np.minimum((preds * n_bins).astype(np.int64), n_bins - 1)
@@ -404,7 +397,7 @@ def worst_windows(oof: pd.DataFrame, n: int = 10, *, model: str | None = None) -
         The OOF columns of those rows plus ``consensus`` and ``predicted`` (class names) and
         ``kl`` (nats), sorted by ``kl`` descending, with a fresh RangeIndex.
     """
-    rows = _one_model(oof, model)
+    rows = select_model(oof, model)
     votes, preds = _arrays(rows)
     out = rows.assign(
         consensus=np.asarray(CLASSES)[votes.argmax(axis=1)],
@@ -412,214 +405,3 @@ def worst_windows(oof: pd.DataFrame, n: int = 10, *, model: str | None = None) -
         kl=kl_rows(votes, preds).sum(axis=1),
     )
     return out.sort_values("kl", ascending=False, kind="stable").head(n).reset_index(drop=True)
-
-
-# --------------------------------------------------------------------------------------------------
-# figures
-# --------------------------------------------------------------------------------------------------
-
-
-def _axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
-    """``ax`` and its figure, or a new single-axes figure."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
-        return fig, ax
-    return ax.figure, ax
-
-
-def plot_confusion(
-    oof: pd.DataFrame,
-    *,
-    model: str | None = None,
-    normalize: bool = True,
-    ax: Axes | None = None,
-    title: str | None = None,
-) -> Figure:
-    """Heat map of :func:`confusion` (rows: expert consensus, columns: predicted class).
-
-    Parameters
-    ----------
-    oof : pandas.DataFrame
-        OOF rows.
-    model : str, optional
-        Model to use when ``oof`` holds several.
-    normalize : bool
-        Show row shares (default) instead of counts; cells are annotated with both.
-    ax : matplotlib.axes.Axes, optional
-        Axes to draw into; a new figure is made by default.
-    title : str, optional
-        Axes title (default: the model name).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    counts = confusion(oof, model=model)
-    shown = confusion(oof, model=model, normalize=True) if normalize else counts
-    fig, ax = _axes(ax, (5.5, 4.8))
-    image = ax.imshow(shown.to_numpy(), cmap="Blues", vmin=0, vmax=1 if normalize else None)
-    fig.colorbar(image, ax=ax, label="share of consensus row" if normalize else "windows")
-    ticks = np.arange(len(CLASSES))
-    ax.set_xticks(ticks, CLASSES, rotation=45, ha="right")
-    ax.set_yticks(ticks, CLASSES)
-    ax.set_xlabel("predicted (argmax)")
-    ax.set_ylabel("expert consensus (most votes)")
-    threshold = 0.5 if normalize else 0.5 * shown.to_numpy().max()  # half the colour scale
-    for (i, j), value in np.ndenumerate(shown.to_numpy()):
-        text = f"{value:.2f}\n({counts.iat[i, j]})" if normalize else f"{value}"
-        color = "white" if value > threshold else "black"
-        ax.text(j, i, text, ha="center", va="center", fontsize=7, color=color)
-    ax.set_title(title if title is not None else str(_models(_one_model(oof, model)).iat[0]))
-    return fig
-
-
-def plot_reliability(
-    oof: pd.DataFrame, n_bins: int = 10, *, model: str | None = None, title: str | None = None
-) -> Figure:
-    """Reliability diagram per class: mean vote share against mean predicted probability per bin.
-
-    Parameters
-    ----------
-    oof : pandas.DataFrame
-        OOF rows.
-    n_bins : int
-        Number of probability bins, as :func:`reliability`.
-    model : str, optional
-        Model to use when ``oof`` holds several.
-    title : str, optional
-        Figure title (default: the model name).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        Six panels (2 x 3), one per class, with the diagonal of perfect calibration; marker area
-        grows with the number of windows in the bin; empty bins are not drawn.
-    """
-    import matplotlib.pyplot as plt
-
-    table = reliability(oof, n_bins, model=model)
-    fig, axes = plt.subplots(
-        2, 3, figsize=(10, 6.5), sharex=True, sharey=True, layout="constrained"
-    )
-    sizes = 10 + 90 * np.sqrt(table["n"] / max(int(table["n"].max()), 1))
-    for ax, name in zip(axes.ravel(), CLASSES, strict=True):
-        rows = (table["class"] == name) & (table["n"] > 0)
-        ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1)
-        ax.plot(table.loc[rows, "mean_pred"], table.loc[rows, "observed"], color="C0", linewidth=1)
-        ax.scatter(
-            table.loc[rows, "mean_pred"], table.loc[rows, "observed"], s=sizes[rows], color="C0"
-        )
-        ax.set(title=name, xlim=(0, 1), ylim=(0, 1), aspect="equal")
-    for ax in axes[1]:
-        ax.set_xlabel("mean predicted probability")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("observed vote share")
-    fig.suptitle(title if title is not None else str(_models(_one_model(oof, model)).iat[0]))
-    return fig
-
-
-def plot_kl_by_group(
-    oof: pd.DataFrame, *, ax: Axes | None = None, title: str | None = "KL by vote count"
-) -> Figure:
-    """Grouped bars of each model's KL per vote-count group, plus all rows and >= 10 votes.
-
-    Parameters
-    ----------
-    oof : pandas.DataFrame
-        OOF rows of one or more models.
-    ax : matplotlib.axes.Axes, optional
-        Axes to draw into; a new figure is made by default.
-    title : str, optional
-        Axes title.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        One group of bars per column of :func:`kl_table` (``kl``, ``kl_10plus``, each vote group),
-        one bar per model; empty groups are left blank.
-    """
-    table = kl_table(oof)
-    columns = ["kl", "kl_10plus", *(f"kl_votes_{name}" for name, _, _ in VOTE_GROUPS)]
-    labels = ["all", ">= 10 votes", *(f"{name} votes" for name, _, _ in VOTE_GROUPS)]
-    fig, ax = _axes(ax, (max(6.0, 1.4 * len(columns) + 0.4 * len(table)), 4.0))
-    width = 0.8 / len(table)
-    x = np.arange(len(columns))
-    for i, (model, row) in enumerate(table[columns].iterrows()):
-        ax.bar(x + (i - (len(table) - 1) / 2) * width, row.to_numpy(), width, label=str(model))
-    ax.set_xticks(x, labels)
-    ax.set_ylabel("KL divergence (nats)")
-    ax.legend(fontsize=8)
-    if title is not None:
-        ax.set_title(title)
-    return fig
-
-
-def plot_training_curves(
-    metrics_csv_paths: Sequence[str | os.PathLike], *, title: str | None = None
-) -> Figure:
-    """Per-epoch training curves from one or more ``fold<k>_metrics.csv`` files.
-
-    Every numeric column whose name contains ``loss`` is drawn in the left panel and every one
-    containing ``kl`` in the right panel, against the epoch counted across stages (row 1, 2, ...
-    of the file, since ``epoch`` restarts at each stage); a dotted line marks where a new
-    ``stage`` starts. Lines are labelled ``<model>/<file stem>``, the model being the folder name.
-
-    Parameters
-    ----------
-    metrics_csv_paths : sequence of str or path-like
-        Metrics files written by :func:`hmslib.train.fit_fold`.
-    title : str, optional
-        Figure title.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        Two panels: losses and KL divergences.
-
-    Raises
-    ------
-    FileNotFoundError
-        A metrics file does not exist.
-    ValueError
-        No paths, or a file without any ``loss`` or ``kl`` column (the columns found are named).
-    """
-    import matplotlib.pyplot as plt
-
-    paths = [Path(p) for p in metrics_csv_paths]
-    if not paths:
-        raise ValueError("metrics_csv_paths is empty; pass at least one fold<k>_metrics.csv")
-    fig, (ax_loss, ax_kl) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-    for i, path in enumerate(paths):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: metrics file not found")
-        df = pd.read_csv(path)
-        numeric = df.select_dtypes("number")
-        losses = [c for c in numeric.columns if "loss" in c.lower()]
-        kls = [c for c in numeric.columns if "kl" in c.lower()]
-        if not losses and not kls:
-            raise ValueError(
-                f"{path}: no column with 'loss' or 'kl' in its name (columns: {list(df.columns)})"
-            )
-        x = np.arange(1, len(df) + 1)
-        starts = (
-            np.flatnonzero(df["stage"].diff().fillna(0).to_numpy() != 0) if "stage" in df else []
-        )
-        name = f"{path.parent.name}/{path.stem}"
-        for ax, columns in ((ax_loss, losses), (ax_kl, kls)):
-            for start in starts:
-                ax.axvline(x[start] - 0.5, color=f"C{i % 10}", linestyle=":", linewidth=0.8)
-            for j, column in enumerate(columns):
-                style = ("-", "--", ":", "-.")[j % 4]
-                ax.plot(
-                    x, df[column].to_numpy(), style, color=f"C{i % 10}", label=f"{name} {column}"
-                )
-    for ax, label in ((ax_loss, "loss"), (ax_kl, "KL divergence (nats)")):
-        ax.set_xlabel("epoch (stages in sequence)")
-        ax.set_ylabel(label)
-        if ax.lines:
-            ax.legend(fontsize=7)
-    if title is not None:
-        fig.suptitle(title)
-    return fig

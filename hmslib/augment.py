@@ -27,8 +27,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hmslib.constants import EEG_CHANNELS, LEFT_RIGHT_PAIRS, SFREQ, SPEC_REGIONS
-from hmslib.spectrogram import representation_info, swap_hemispheres
+from hmslib._checks import check_eeg
+from hmslib.constants import SFREQ, SPEC_REGIONS
+from hmslib.representations import representation_info, swap_hemispheres
+from hmslib.signal import EEG_MIRROR, mirror_permutation
 
 
 @dataclass
@@ -140,16 +142,6 @@ def _select(mask: np.ndarray, x: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(mask, device=x.device).reshape((-1,) + (1,) * (x.ndim - 1))
 
 
-def _eeg_mirror_permutation() -> tuple[int, ...]:
-    """Index permutation of ``EEG_CHANNELS`` that swaps each left electrode with its right partner."""
-    mirror = {a: b for a, b in LEFT_RIGHT_PAIRS} | {b: a for a, b in LEFT_RIGHT_PAIRS}
-    return tuple(EEG_CHANNELS.index(mirror.get(name, name)) for name in EEG_CHANNELS)
-
-
-#: ``eeg[:, EEG_MIRROR]`` mirrors referential EEG (``EEG_CHANNELS`` order) left <-> right.
-EEG_MIRROR: tuple[int, ...] = _eeg_mirror_permutation()
-
-
 def mirror_eeg(eeg: torch.Tensor) -> torch.Tensor:
     """Mirror referential EEG left <-> right (Fp1 <-> Fp2, ..., O1 <-> O2; midline and EKG kept).
 
@@ -163,10 +155,7 @@ def mirror_eeg(eeg: torch.Tensor) -> torch.Tensor:
     torch.Tensor
         Same shape; a new tensor.
     """
-    if eeg.shape[-2] != len(EEG_CHANNELS):
-        raise ValueError(
-            f"mirror_eeg: expected {len(EEG_CHANNELS)} channels on axis -2, got {eeg.shape[-2]}"
-        )
+    check_eeg(eeg, what="mirror_eeg", batched=eeg.ndim != 2, n_times=None)
     return eeg[..., list(EEG_MIRROR), :]
 
 
@@ -432,26 +421,8 @@ def mixup(
 # whole batches
 # --------------------------------------------------------------------------------------------------
 
-#: How the augmentations read each representation of :mod:`hmslib.spectrogram`:
-#: (seconds spanned by the last axis when it is one continuous time axis, else None for tiled or
-#: paged images; number of bipolar pairs stacked in equal blocks along axis 1 / the rows, or None;
-#: whether axis -2 is frequency). A representation not listed gets only the hemisphere swap and mixup.
-LAYOUTS: dict[str, tuple[float | None, int | None, bool]] = {
-    "bipolar_raw": (50.0, 16, False),
-    "chain_mel": (50.0, None, True),
-    "public_notebook": (50.0, None, True),
-    "cwt": (50.0, None, True),
-    "kaggle_spectrogram": (600.0, None, True),
-    "mel16": (50.0, 16, True),
-    "mel16_zoom": (None, 16, True),
-    "tiles_kaggle_eeg": (None, None, True),
-    "raw_image": (None, None, False),
-}
-
-
-_REGION_MIRROR = {"LL": "RL", "RL": "LL", "LP": "RP", "RP": "LP"}
 #: ``spec[:, KAGGLE_MIRROR]`` mirrors Kaggle spectrogram regions (file order): LL <-> RL, LP <-> RP.
-KAGGLE_MIRROR: tuple[int, ...] = tuple(SPEC_REGIONS.index(_REGION_MIRROR[r]) for r in SPEC_REGIONS)
+KAGGLE_MIRROR: tuple[int, ...] = mirror_permutation(SPEC_REGIONS)
 
 
 def augment_signal(
@@ -523,9 +494,9 @@ def augment_features(
     x : torch.Tensor
         ``(batch, *shape)`` of representation ``repr_name``.
     repr_name : str
-        Its name; :data:`LAYOUTS` says which operations make sense (e.g. no time shift of a tiled
-        image, no frequency masking of a 1-D signal, channel zeroing only where bipolar pairs are
-        separate).
+        Its name; its :class:`hmslib.representations.ReprInfo` layout says which operations make
+        sense (no time shift of a tiled image, no frequency masking of a 1-D signal, channel zeroing
+        only where bipolar pairs are separate).
     config : AugmentConfig
     rng : numpy.random.Generator
     signal_done : bool
@@ -538,7 +509,7 @@ def augment_features(
         Same shape. Mixup is not applied here (it changes the targets; see :func:`mixup`).
     """
     info = representation_info(repr_name)
-    seconds, pairs, freq_rows = LAYOUTS.get(repr_name, (None, None, False))
+    seconds, pairs, freq_rows = info.seconds, info.pair_blocks, info.freq_axis
     if not signal_done:
         x = random_hemisphere_swap(
             x, swap=lambda t: swap_hemispheres(t, repr_name), p=config.hemisphere_swap, rng=rng

@@ -14,7 +14,6 @@ Kaggle's images already carry torch, timm, numpy, pandas and scipy, so only the 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -23,7 +22,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hmslib.io import atomic_path
+from hmslib._checks import atomic_path
+from hmslib.checkpoints import read_checkpoint, run_checkpoints
+from hmslib.ensemble import load_ensemble
 from hmslib.pipeline import notebooks_dir, repo_root
 
 KAGGLE_COMPETITION_DIR = "/kaggle/input/hms-harmful-brain-activity-classification"
@@ -101,17 +102,13 @@ def bundle(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, dataset_sl
         ``out_dir`` is not empty.
     """
     import nbformat
-    import torch
-
-    from hmslib.ensemble import load_ensemble
-    from hmslib.inference import fold_checkpoints
 
     run_dir = Path(run_dir)
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir}: bundle folder is not empty")
     ensemble = load_ensemble(run_dir / "ensemble.json")
-    checkpoints = {name: fold_checkpoints(run_dir, name) for name in ensemble.models}
+    checkpoints = {name: run_checkpoints(run_dir, name) for name in ensemble.models}
     slug = dataset_slug or _slug(f"hmslib-{run_dir.resolve().name}")
     staging = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -123,8 +120,8 @@ def bundle(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, dataset_sl
             dest = staging / "run" / "models" / name / path.name
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dest)
-        config = torch.load(paths[0], map_location="cpu", weights_only=False)["model_config"]
-        needs_entmax |= str(config.get("output", "softmax")).startswith("entmax")
+        output = read_checkpoint(paths[0])["train_config"].model.output
+        needs_entmax |= output.startswith("entmax")
     _build_wheel(staging / "wheels")
     if needs_entmax:
         subprocess.run(
@@ -139,19 +136,3 @@ def bundle(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, dataset_sl
         out_dir.rmdir()
     staging.rename(out_dir)
     return out_dir
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``hms bundle RUN_DIR --out DIR [--slug NAME]``."""
-    parser = argparse.ArgumentParser(prog="hms bundle", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", help="trained run folder")
-    parser.add_argument("--out", required=True, help="bundle folder to write")
-    parser.add_argument("--slug", help="Kaggle dataset slug (default: hmslib-<run folder name>)")
-    args = parser.parse_args(argv)
-    try:
-        path = bundle(args.run_dir, args.out, dataset_slug=args.slug)
-    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as err:
-        print(f"hms bundle: {err}", file=sys.stderr)
-        return 1
-    print(f"hms bundle: wrote {path}; upload it as a Kaggle dataset and run submission.ipynb offline")
-    return 0

@@ -1,6 +1,6 @@
 """Feature cache: a representation computed once for every labelled window, memory-mapped.
 
-A cache is a folder ``<out_dir>/<split>-<repr>-<hash>/`` holding
+A cache is a folder ``<out_dir>/<split>-<representation>-<hash>/`` holding
 
 ``config.json``
     What was computed and from which inputs; ``<hash>`` is a digest of it, so a changed
@@ -25,10 +25,8 @@ leaves a marker, so an interrupted build resumes with the chunks still missing.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import math
 import os
 import shutil
 import sys
@@ -44,15 +42,14 @@ from tqdm.auto import tqdm
 
 import hmslib
 from hmslib import io
-from hmslib.constants import SFREQ, SPEC_STEP_SECONDS
-from hmslib.spectrogram import (
-    DEFAULT_REPR,
-    REPRESENTATIONS,
-    SPEC_WINDOW_COLUMNS,
-    WINDOW_SAMPLES,
-    compute_representation,
-    representation_info,
+from hmslib._checks import (
+    atomic_path,
+    check_free_space,
+    check_number,
+    check_option,
+    write_parquet_atomic,
 )
+from hmslib.representations import DEFAULT_REPR, compute_representation, representation_info
 
 #: Version of the on-disk layout (part of every cache's configuration).
 CACHE_FORMAT = 1
@@ -80,7 +77,7 @@ class FeatureCache:
         Read-only ``(n_windows, *shape)`` array (float16 or float32).
     index : pandas.DataFrame
         One row per window with ``label_id`` and ``row`` (the position in ``features``).
-    repr : str
+    representation : str
         Representation name.
     config : dict
         The configuration the cache was built with.
@@ -89,7 +86,7 @@ class FeatureCache:
     path: Path
     features: np.memmap
     index: pd.DataFrame
-    repr: str
+    representation: str
     config: dict
 
     def __len__(self) -> int:
@@ -200,21 +197,6 @@ def _chunks(n: int, chunk_windows: int) -> list[tuple[int, int]]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _gather(
-    data: np.ndarray, starts: np.ndarray, length: int, source: str, what: str
-) -> np.ndarray:
-    """Windows ``data[..., s:s + length]`` for every start: ``(len(starts), *data.shape[:-1], length)``."""
-    n = data.shape[-1]
-    bad = (starts < 0) | (starts + length > n)
-    if bad.any():
-        raise ValueError(
-            f"{source}: {what} window [{starts[bad][0]}, {starts[bad][0] + length}) does not fit "
-            f"in the recording ({n} columns)"
-        )
-    idx = starts[:, None] + np.arange(length)
-    return np.moveaxis(data[..., idx], -2, 0)
-
-
 def _load_chunk(
     root: Path, split: str, rows: pd.DataFrame, with_eeg: bool, with_spec: bool
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -223,12 +205,10 @@ def _load_chunk(
     if with_eeg:  # rows are sorted by eeg_id: the groups come in row order
         eeg = np.concatenate(
             [
-                _gather(
+                io.eeg_windows(
                     io.load_eeg(root, eeg_id, split),
-                    np.round(group["eeg_offset_seconds"].to_numpy() * SFREQ).astype(np.int64),
-                    WINDOW_SAMPLES,
-                    str(io.eeg_path(root, eeg_id, split)),
-                    "EEG",
+                    group["eeg_offset_seconds"].to_numpy(),
+                    source=str(io.eeg_path(root, eeg_id, split)),
                 )
                 for eeg_id, group in rows.groupby("eeg_id", sort=False)
             ]
@@ -236,16 +216,11 @@ def _load_chunk(
     if with_spec:
         parts, where = [], []
         for spec_id, group in rows.groupby("spectrogram_id", sort=False):
-            offsets = group["spectrogram_offset_seconds"].to_numpy()
-            # first column whose time (1, 3, 5, ... s) is >= offset, as io.spectrogram_window
-            cols = np.where(
-                offsets < 0, -1, np.maximum(0, np.ceil((offsets - 1.0) / SPEC_STEP_SECONDS))
-            )
-            source = str(io.spectrogram_path(root, spec_id, split))
-            spectrogram = io.load_spectrogram(root, spec_id, split)
             parts.append(
-                _gather(
-                    spectrogram, cols.astype(np.int64), SPEC_WINDOW_COLUMNS, source, "spectrogram"
+                io.spectrogram_windows(
+                    io.load_spectrogram(root, spec_id, split),
+                    group["spectrogram_offset_seconds"].to_numpy(),
+                    source=str(io.spectrogram_path(root, spec_id, split)),
                 )
             )
             where.append(group.index.to_numpy())
@@ -256,16 +231,16 @@ def _load_chunk(
 def _compute_chunk(task: dict) -> tuple[int, int]:
     """Compute rows ``task['start']:task['stop']`` and write them into the feature memory map."""
     rows = pd.read_parquet(task["index"]).iloc[task["start"] : task["stop"]]
-    info = representation_info(task["repr"])
+    info = representation_info(task["representation"])
     eeg, spec = _load_chunk(
         Path(task["root"]), task["split"], rows, info.uses_eeg, info.uses_kaggle_spectrogram
     )
-    out = compute_representation(task["repr"], eeg, spec).numpy().astype(task["dtype"])
+    out = compute_representation(task["representation"], eeg, spec).numpy().astype(task["dtype"])
     bad = ~np.isfinite(out.reshape(len(out), -1)).all(axis=1)
     if bad.any():
         ids = rows["label_id"].to_numpy()[bad][:5].tolist()
         raise ValueError(
-            f"{task['repr']}: non-finite values for label_id {ids} (overflow in {task['dtype']}?)"
+            f"{task['representation']}: non-finite values for label_id {ids} (overflow in {task['dtype']}?)"
         )
     features = np.load(task["features"], mmap_mode="r+")
     features[task["start"] : task["stop"]] = out
@@ -319,13 +294,14 @@ def _start_fresh(path: Path, config: dict, table: pd.DataFrame, shape: tuple[int
     if path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True)
-    with io.atomic_path(path / "features.npy") as tmp:
+    check_free_space(path, len(table) * int(np.prod(shape)) * np.dtype(config["dtype"]).itemsize)
+    with atomic_path(path / "features.npy") as tmp:
         features = np.lib.format.open_memmap(
             tmp, mode="w+", dtype=config["dtype"], shape=(len(table), *shape)
         )
         del features
-    io.write_parquet_atomic(table, path / "index.parquet")
-    with io.atomic_path(path / "config.json") as tmp:
+    write_parquet_atomic(table, path / "index.parquet")
+    with atomic_path(path / "config.json") as tmp:
         tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
 
 
@@ -333,23 +309,23 @@ def build_cache(
     data_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
-    repr: str = DEFAULT_REPR,
+    representation: str = DEFAULT_REPR,
     workers: int = 1,
     split: str = "train",
     progress: bool = True,
     dtype: str = "float16",
     chunk_windows: int = 64,
 ) -> Path:
-    """Compute representation ``repr`` for every labelled window of a Kaggle-layout folder.
+    """Compute ``representation`` for every labelled window of a Kaggle-layout folder.
 
     Parameters
     ----------
     data_dir : path
         Kaggle HMS data folder (real or synthetic).
     out_dir : path
-        Folder that holds caches; this one goes to ``out_dir/<split>-<repr>-<hash>``.
-    repr : str
-        Representation name (see ``hmslib.spectrogram.REPRESENTATIONS``).
+        Folder that holds caches; this one goes to ``out_dir/<split>-<representation>-<hash>``.
+    representation : str
+        Representation name (see ``hmslib.representations.REPRESENTATIONS``).
     workers : int
         Worker processes (1 computes in this process).
     split : {"train", "test"}
@@ -375,18 +351,20 @@ def build_cache(
     ValueError
         Unknown representation or dtype, bad arguments, duplicate ids, a window outside its
         recording, or bad input data (errors name the file).
+    OSError
+        Not enough free disk space for the features (checked before anything is computed; the
+        message names the file, the space needed and the space free).
     """
-    info = representation_info(repr)
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    if workers < 1 or chunk_windows < 1:
-        raise ValueError(f"workers and chunk_windows must be >= 1, got {workers}, {chunk_windows}")
+    info = representation_info(representation)
+    check_option("cache dtype", dtype, DTYPES)
+    check_number("workers", workers, low=1, integer=True)
+    check_number("chunk_windows", chunk_windows, low=1, integer=True)
     root = io.check_data_dir(data_dir, split).resolve()
     table = _window_table(root, split)
     config = {
         "format": CACHE_FORMAT,
         "hmslib_version": hmslib.__version__,
-        "repr": repr,
+        "representation": representation,
         "repr_version": info.version,
         "shape": list(info.shape),
         "dtype": dtype,
@@ -398,7 +376,7 @@ def build_cache(
         "data_dir": str(root),
     }
     config_hash = _config_hash(config)
-    path = Path(out_dir) / f"{split}-{repr}-{config_hash}"
+    path = Path(out_dir) / f"{split}-{representation}-{config_hash}"
     complete = path / "COMPLETE"
     if complete.is_file() and complete.read_text().strip() == config_hash:
         return path
@@ -407,11 +385,15 @@ def build_cache(
     markers = path / "chunks"
     markers.mkdir(exist_ok=True)
     done = _done_rows(markers, len(table))
+    # the memory map is a sparse file: its blocks are allocated as rows are written, and a full
+    # disk would then end the build in SIGBUS, so the space is checked before any row is computed
+    row_bytes = int(np.prod(info.shape)) * np.dtype(dtype).itemsize
+    check_free_space(path / "features.npy", int((~done).sum()) * row_bytes)
     tasks = [
         {
             "root": str(root),
             "split": split,
-            "repr": repr,
+            "representation": representation,
             "dtype": dtype,
             "index": str(path / "index.parquet"),
             "features": str(path / "features.npy"),
@@ -425,7 +407,7 @@ def build_cache(
         total=len(table),
         initial=len(table) - sum(t["stop"] - t["start"] for t in tasks),
         unit="win",
-        desc=f"cache {repr}",
+        desc=f"cache {representation}",
         disable=not progress,
     )
 
@@ -439,7 +421,7 @@ def build_cache(
                 finished(*_compute_chunk(task))
         else:
             _run_pool(tasks, workers, finished)
-    with io.atomic_path(complete) as tmp:
+    with atomic_path(complete) as tmp:
         tmp.write_text(config_hash + "\n")
     shutil.rmtree(markers, ignore_errors=True)
     return path
@@ -503,34 +485,9 @@ def open_cache(path: str | os.PathLike) -> FeatureCache:
             f"config.json expects {expected}; rebuild the cache"
         )
     return FeatureCache(
-        path=path, features=features, index=index, repr=config["repr"], config=config
+        path=path,
+        features=features,
+        index=index,
+        representation=config["representation"],
+        config=config,
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``hms preprocess DATA_DIR --out CACHE --repr NAME [--workers N]``."""
-    parser = argparse.ArgumentParser(
-        prog="hms preprocess",
-        description="Compute a representation for every labelled window into a feature cache.",
-    )
-    parser.add_argument("data_dir", help="Kaggle-layout data folder")
-    parser.add_argument("--out", required=True, help="folder that holds caches")
-    parser.add_argument("--repr", default=DEFAULT_REPR, choices=sorted(REPRESENTATIONS))
-    parser.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)))
-    parser.add_argument("--split", default="train", choices=io.SPLITS)
-    parser.add_argument("--dtype", default="float16", choices=DTYPES)
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    args = parser.parse_args(argv)
-    try:
-        path = build_cache(
-            args.data_dir, args.out, repr=args.repr, workers=args.workers, split=args.split,
-            progress=not args.no_progress, dtype=args.dtype,
-        )  # fmt: skip
-    except (FileNotFoundError, ValueError) as err:
-        print(f"hms preprocess: error: {err}", file=sys.stderr)
-        return 1
-    cache = open_cache(path)
-    size = cache.features.nbytes / 2**20
-    print(f"{path}  ({len(cache)} windows x {tuple(cache.features.shape[1:])} {args.dtype}, "
-          f"{math.ceil(size)} MiB)")  # fmt: skip
-    return 0

@@ -1,9 +1,13 @@
-"""Data contracts shared by every module: class order, channel order, sampling rate, montage chains.
+"""Data contracts shared by every module: classes, channels, window lengths, chains, column tuples.
 
-These mirror ``shared/DESIGN.md``; notebooks, tests and benchmarks rely on them staying stable.
+Every fact of the competition's data and of the project's file formats is written here once; the
+other modules import it. These mirror ``shared/DESIGN.md``; notebooks, tests and benchmarks rely on
+them staying stable.
 """
 
 from __future__ import annotations
+
+import math
 
 #: The six targets, in the order of the ``*_vote`` columns and of every probability array.
 CLASSES: tuple[str, ...] = ("seizure", "lpd", "gpd", "lrda", "grda", "other")
@@ -35,6 +39,8 @@ EEG_WINDOW_SECONDS: float = 50.0
 SPEC_WINDOW_SECONDS: float = 600.0
 #: Central labelled part of a window, seconds.
 LABEL_CENTER_SECONDS: float = 10.0
+#: Samples of a labelled EEG window (50 s at 200 Hz).
+EEG_WINDOW_SAMPLES: int = round(EEG_WINDOW_SECONDS * SFREQ)
 
 #: Double-banana chains (electrode sequences); each adjacent pair is one bipolar derivation.
 CHAINS: dict[str, tuple[str, ...]] = {
@@ -43,6 +49,9 @@ CHAINS: dict[str, tuple[str, ...]] = {
     "RP": ("Fp2", "F4", "C4", "P4", "O2"),
     "RL": ("Fp2", "F8", "T4", "T6", "O2"),
 }
+#: Chain names in the order every representation stacks them (left lateral, left parasagittal,
+#: right parasagittal, right lateral).
+CHAIN_NAMES: tuple[str, ...] = tuple(CHAINS)
 #: Optional midline chain used by 18-channel montages.
 MIDLINE_CHAIN: tuple[str, ...] = ("Fz", "Cz", "Pz")
 
@@ -52,6 +61,15 @@ SPEC_REGIONS: tuple[str, ...] = ("LL", "RL", "LP", "RP")
 SPEC_N_FREQS: int = 100
 #: Seconds between Kaggle spectrogram columns (time = 1, 3, 5, ... s).
 SPEC_STEP_SECONDS: float = 2.0
+#: Column labels (Hz) of a Kaggle spectrogram: bins 3..102 of a 1024-point FFT at 200 Hz, rounded
+#: half up to 0.01 Hz exactly as the competition's files name them ("0.59" ... "19.92").
+SPEC_FREQ_LABELS: tuple[str, ...] = tuple(
+    str(math.floor(k * SFREQ / 1024 * 100 + 0.5) / 100) for k in range(3, 3 + SPEC_N_FREQS)
+)
+#: The 400 value columns of a Kaggle spectrogram parquet file, after ``time``.
+SPEC_COLUMNS: tuple[str, ...] = tuple(f"{r}_{f}" for r in SPEC_REGIONS for f in SPEC_FREQ_LABELS)
+#: Kaggle spectrogram columns of a labelled window (600 s, one column per 2 s).
+SPEC_WINDOW_COLUMNS: int = round(SPEC_WINDOW_SECONDS / SPEC_STEP_SECONDS)
 
 #: Left/right mirror of the scalp leads (midline and EKG map to themselves).
 LEFT_RIGHT_PAIRS: tuple[tuple[str, str], ...] = (
@@ -66,3 +84,23 @@ TRAIN_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 #: Columns of test.csv, in file order.
 TEST_COLUMNS: tuple[str, ...] = ("spectrogram_id", "eeg_id", "patient_id")
+
+#: Votes from which a window counts as high-agreement (the expert pool the test set resembles);
+#: the top solutions trained last on, and validated on, such windows.
+HIGH_AGREEMENT_VOTES: int = 10
+
+#: Target columns of a training-units table, in ``CLASSES`` order.
+TARGET_COLUMNS: tuple[str, ...] = tuple(f"target_{c}" for c in CLASSES)
+#: True class distributions of a synthetic data set's ``truth.csv``, in ``CLASSES`` order.
+TRUE_COLUMNS: tuple[str, ...] = tuple(f"p_{c}" for c in CLASSES)
+
+#: Identifier columns of an OOF file (``oof/<model>_fold<k>.parquet``).
+OOF_ID_COLUMNS: tuple[str, ...] = ("label_id", "eeg_id", "patient_id", "fold", "total_votes")
+#: Every column an OOF file must have, in file order.
+OOF_COLUMNS: tuple[str, ...] = (*OOF_ID_COLUMNS, *VOTE_COLUMNS, *PRED_COLUMNS)
+
+#: Columns of a recording's scored timeline (``timeline.csv``), in order.
+TIMELINE_COLUMNS: tuple[str, ...] = (
+    "start_s", "end_s", *CLASSES, "top_class", "top_prob",
+    "nan_frac", "flat_leads", "filled_leads", "bad",
+)  # fmt: skip

@@ -26,14 +26,21 @@ import pandas as pd
 import torch
 
 from hmslib import io
+from hmslib._checks import check_number, check_option, check_votes
 from hmslib.cache import open_cache
-from hmslib.constants import CLASSES, EEG_WINDOW_SECONDS, SFREQ, VOTE_COLUMNS
+from hmslib.constants import (
+    CLASSES,
+    EEG_CHANNELS,
+    EEG_WINDOW_SAMPLES,
+    SPEC_N_FREQS,
+    SPEC_REGIONS,
+    SPEC_WINDOW_COLUMNS,
+    TARGET_COLUMNS,
+    VOTE_COLUMNS,
+)
 from hmslib.labels import consolidate_windows
 
-#: Target columns of a units table, in ``CLASSES`` order.
-TARGET_COLUMNS: tuple[str, ...] = tuple(f"target_{c}" for c in CLASSES)
 UNIT_KINDS = ("group", "eeg", "window")
-_WINDOW_SAMPLES = int(round(EEG_WINDOW_SECONDS * SFREQ))
 
 
 def vote_targets(votes: np.ndarray, *, smoothing: float = 0.0) -> np.ndarray:
@@ -59,16 +66,9 @@ def vote_targets(votes: np.ndarray, *, smoothing: float = 0.0) -> np.ndarray:
     ValueError
         Negative smoothing or votes, or a row without votes.
     """
-    votes = np.asarray(votes, dtype=np.float64)
-    if smoothing < 0:
-        raise ValueError(f"smoothing must be >= 0 pseudo-votes, got {smoothing}")
-    if (votes < 0).any():
-        raise ValueError("vote_targets: negative votes")
+    check_number("label smoothing (pseudo-votes)", smoothing, low=0)
+    votes = check_votes(votes, what="vote_targets")
     totals = votes.sum(axis=1, keepdims=True)
-    if (totals <= 0).any():
-        raise ValueError(
-            f"vote_targets: rows {np.flatnonzero(totals[:, 0] <= 0)[:5].tolist()} have no votes"
-        )
     return (votes + smoothing) / (totals + votes.shape[1] * smoothing)
 
 
@@ -97,8 +97,7 @@ def training_units(df: pd.DataFrame, *, by: str = "group", smoothing: float = 0.
     ValueError
         Unknown ``by`` or invalid votes.
     """
-    if by not in UNIT_KINDS:
-        raise ValueError(f"training_units: by must be one of {UNIT_KINDS}, got {by!r}")
+    check_option("training unit", by, UNIT_KINDS)
     if by == "group":
         units = consolidate_windows(df)
         target = vote_targets(units[list(VOTE_COLUMNS)].to_numpy(), smoothing=smoothing)
@@ -264,7 +263,7 @@ class CacheDataset(_UnitsDataset):
         super().__init__(units, seed=seed, random_offset=random_offset)
         opened = open_cache(cache) if isinstance(cache, str | os.PathLike) else cache
         self.cache_path = Path(opened.path)
-        self.repr = opened.repr
+        self.representation = opened.representation
         self.shape = tuple(opened.features.shape[1:])
         try:
             self.rows = np.asarray(opened.rows_for(self.label_ids), dtype=np.int64)
@@ -289,27 +288,6 @@ class CacheDataset(_UnitsDataset):
         data = np.empty((len(rows), *self.shape), dtype=np.float32)
         data[order] = self._features()[rows[order]]  # sorted rows: one forward pass over the file
         return {"x": torch.from_numpy(data), **self._common(index)}
-
-
-def _cut_windows(
-    recording: np.ndarray, offsets_s: np.ndarray, *, clip: bool, source: str
-) -> np.ndarray:
-    """50 s windows ``(k, 20, 10000)`` of a recording at ``offsets_s`` (as ``io.eeg_window`` cuts).
-
-    With ``clip``, offsets are moved inside the recording (shifted windows); otherwise a window
-    outside it is an error naming ``source``.
-    """
-    n = recording.shape[-1]
-    starts = np.round(np.asarray(offsets_s) * SFREQ).astype(np.int64)
-    if clip:
-        starts = np.clip(starts, 0, max(n - _WINDOW_SAMPLES, 0))
-    bad = (starts < 0) | (starts + _WINDOW_SAMPLES > n)
-    if bad.any():
-        raise ValueError(
-            f"{source}: window at offset {offsets_s[bad][0]:g} s does not fit in the recording "
-            f"({n} samples = {n / SFREQ:g} s; a window is {EEG_WINDOW_SECONDS:g} s)"
-        )
-    return recording[:, starts[:, None] + np.arange(_WINDOW_SAMPLES)].transpose(1, 0, 2)
 
 
 @functools.lru_cache(maxsize=32)
@@ -364,8 +342,7 @@ class RawWindowDataset(_UnitsDataset):
         max_shift_s: float = 0.0,
     ) -> None:
         super().__init__(units, seed=seed, random_offset=random_offset)
-        if max_shift_s < 0:
-            raise ValueError(f"max_shift_s must be >= 0 seconds, got {max_shift_s}")
+        check_number("max_shift_s", max_shift_s, low=0)
         self.root = str(data_dir)
         self.split = split
         self.with_spectrogram = bool(with_spectrogram)
@@ -386,23 +363,26 @@ class RawWindowDataset(_UnitsDataset):
     def __getitem__(self, index) -> dict[str, torch.Tensor]:
         index = _as_index(index)
         member = self.member[index]
-        eeg = np.empty((len(index), 20, _WINDOW_SAMPLES), dtype=np.float32)
+        eeg = np.empty((len(index), len(EEG_CHANNELS), EEG_WINDOW_SAMPLES), dtype=np.float32)
         offsets = self.eeg_offsets[member] + self.shift[index]
         for eeg_id in np.unique(self.eeg_ids[member]):
             at = np.flatnonzero(self.eeg_ids[member] == eeg_id)
-            recording = _recording(self.root, int(eeg_id), self.split)
-            source = str(io.eeg_path(self.root, int(eeg_id), self.split))
-            eeg[at] = _cut_windows(recording, offsets[at], clip=self.max_shift_s > 0, source=source)
+            eeg[at] = io.eeg_windows(
+                _recording(self.root, int(eeg_id), self.split),
+                offsets[at],
+                clip=self.max_shift_s > 0,
+                source=str(io.eeg_path(self.root, int(eeg_id), self.split)),
+            )
         batch = {"eeg": torch.from_numpy(eeg), **self._common(index)}
         if self.with_spectrogram:
-            spec = np.empty((len(index), 4, 100, 300), dtype=np.float32)
+            shape = (len(index), len(SPEC_REGIONS), SPEC_N_FREQS, SPEC_WINDOW_COLUMNS)
+            spec = np.empty(shape, dtype=np.float32)
             for spec_id in np.unique(self.spec_ids[member]):
                 at = np.flatnonzero(self.spec_ids[member] == spec_id)
-                whole = _spectrogram(self.root, int(spec_id), self.split)
-                source = str(io.spectrogram_path(self.root, int(spec_id), self.split))
-                for i in at:
-                    spec[i] = io.spectrogram_window(
-                        whole, self.spec_offsets[member[i]], source=source
-                    )
+                spec[at] = io.spectrogram_windows(
+                    _spectrogram(self.root, int(spec_id), self.split),
+                    self.spec_offsets[member[at]],
+                    source=str(io.spectrogram_path(self.root, int(spec_id), self.split)),
+                )
             batch["spec"] = torch.from_numpy(spec)
         return batch

@@ -29,9 +29,9 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 
-from hmslib.analysis import OOF_ID_COLUMNS, PRED_COLUMNS, check_oof
-from hmslib.constants import CLASSES, VOTE_COLUMNS
-from hmslib.io import atomic_path
+from hmslib._checks import check_number, check_option, write_json_atomic
+from hmslib.analysis import check_oof
+from hmslib.constants import CLASSES, OOF_ID_COLUMNS, PRED_COLUMNS, VOTE_COLUMNS
 from hmslib.labels import vote_probabilities
 from hmslib.metrics import EPSILON, kaggle_kl
 
@@ -164,8 +164,7 @@ def equal_weights(n_models: int) -> np.ndarray:
     ValueError
         ``n_models < 1``.
     """
-    if n_models < 1:
-        raise ValueError(f"n_models must be >= 1, got {n_models}")
+    check_number("n_models", n_models, low=1, integer=True)
     return np.full(n_models, 1.0 / n_models)
 
 
@@ -500,8 +499,10 @@ def _validate(models, weights, bias, method, oof_kl, *, what: str) -> None:
             raise ValueError(f"{what}: 'bias' must be null or 6 numbers, got {bias!r}") from err
         if b.shape != (len(CLASSES),) or not np.isfinite(b).all():
             raise ValueError(f"{what}: 'bias' must be null or 6 finite numbers, got {bias!r}")
-    if method not in METHODS:
-        raise ValueError(f"{what}: unknown method {method!r} (expected one of {list(METHODS)})")
+    try:
+        check_option("ensemble method", method, METHODS)
+    except ValueError as err:  # name the file first, as every other message here does
+        raise ValueError(f"{what}: {err}") from None
     valid_kl = isinstance(oof_kl, int | float) and not isinstance(oof_kl, bool) and oof_kl >= 0
     if oof_kl is not None and not (valid_kl and math.isfinite(oof_kl)):
         raise ValueError(f"{what}: 'oof_kl' must be null or a non-negative number, got {oof_kl!r}")
@@ -542,8 +543,7 @@ def fit_ensemble(
     preds, y = _check_preds(preds, y)
     if len(names) != preds.shape[0]:
         raise ValueError(f"names has {len(names)} entries for {preds.shape[0]} models")
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r} (expected one of {list(METHODS)})")
+    check_option("ensemble method", method, METHODS)
     if method == "single" and preds.shape[0] != 1:
         raise ValueError(f"method 'single' needs one model, got {len(names)}: pick one by name")
     weights, bias = _fit_method("single:0" if method == "single" else method, preds, y, seed)
@@ -566,10 +566,7 @@ def save_ensemble(path: str | os.PathLike, ensemble: Ensemble) -> Path:
     pathlib.Path
         ``path``. The file holds ``{"models", "weights", "bias", "method", "oof_kl"}``.
     """
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(ensemble.to_dict(), indent=2) + "\n")
-    return path
+    return write_json_atomic(ensemble.to_dict(), path)
 
 
 def load_ensemble(path: str | os.PathLike) -> Ensemble:

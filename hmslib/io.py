@@ -14,17 +14,14 @@ expected. Nothing is silently zero-filled: padding happens only when the caller 
 
 from __future__ import annotations
 
-import math
 import os
-import tempfile
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from hmslib._checks import check_option, check_votes
 from hmslib.constants import (
     EEG_CHANNELS,
     EEG_WINDOW_SECONDS,
@@ -32,6 +29,7 @@ from hmslib.constants import (
     SPEC_N_FREQS,
     SPEC_REGIONS,
     SPEC_STEP_SECONDS,
+    SPEC_WINDOW_COLUMNS,
     SPEC_WINDOW_SECONDS,
     TEST_COLUMNS,
     TRAIN_COLUMNS,
@@ -46,13 +44,12 @@ class PaddingWarning(UserWarning):
 
 
 # --------------------------------------------------------------------------------------------------
-# paths and atomic writes
+# paths
 # --------------------------------------------------------------------------------------------------
 
 
 def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    check_option("split", split, SPLITS)
 
 
 def eeg_path(root: str | os.PathLike, eeg_id: int, split: str = "train") -> Path:
@@ -65,40 +62,6 @@ def spectrogram_path(root: str | os.PathLike, spectrogram_id: int, split: str = 
     """Path of the parquet file of one Kaggle spectrogram: ``root/{split}_spectrograms/{id}.parquet``."""
     _check_split(split)
     return Path(root) / f"{split}_spectrograms" / f"{int(spectrogram_id)}.parquet"
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
-
-    An interrupted or failed write therefore never leaves a half-written file under the final name.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def write_csv_atomic(df: pd.DataFrame, path: str | os.PathLike, **kwargs) -> Path:
-    """Write ``df`` to CSV at ``path`` atomically (``index=False`` unless given)."""
-    kwargs.setdefault("index", False)
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, **kwargs)
-    return Path(path)
-
-
-def write_parquet_atomic(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``df`` to parquet at ``path`` atomically, without the pandas index."""
-    with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
-    return Path(path)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -151,19 +114,19 @@ def read_train_csv(root: str | os.PathLike) -> pd.DataFrame:
     FileNotFoundError
         The file does not exist.
     ValueError
-        The file is empty, not CSV, misses columns, has non-numeric ids/offsets/votes or negative votes.
+        The file is empty or has a header but no rows, is not CSV, misses columns, has
+        non-numeric ids or offsets, or votes that are not non-negative whole numbers (an empty vote
+        cell included); the message names the file, the CSV line and the column.
     """
     path = Path(root) / "train.csv"
     df = _read_table(path, "train.csv")
     _check_columns(df, TRAIN_COLUMNS, path)
+    if len(df) == 0:  # before the dtype check: a header-only file reads as object columns
+        raise ValueError(f"{path}: train.csv has a header but no rows")
     numeric = tuple(c for c in TRAIN_COLUMNS if c != "expert_consensus")
     _check_numeric(df, numeric, path)
-    if len(df) == 0:
-        raise ValueError(f"{path}: train.csv has a header but no rows")
-    votes = df[list(VOTE_COLUMNS)].to_numpy()
-    if (votes < 0).any():
-        rows = np.flatnonzero((votes < 0).any(axis=1))[:5].tolist()
-        raise ValueError(f"{path}: negative votes in rows {rows}")
+    # CSV line numbers: the header is line 1
+    check_votes(df[list(VOTE_COLUMNS)], what=str(path), integer=True, row_names=df.index + 2, row_label="line")
     return df
 
 
@@ -268,6 +231,28 @@ def _cut(
     return out
 
 
+def _gather(data: np.ndarray, starts: np.ndarray, length: int, *, clip: bool, source: str) -> np.ndarray:
+    """Windows ``data[..., s:s + length]`` for every start: ``(k, *data.shape[:-1], length)``."""
+    n = data.shape[-1]
+    if clip:
+        starts = np.clip(starts, 0, max(n - length, 0))
+    bad = (starts < 0) | (starts + length > n)
+    if bad.any():
+        first = int(starts[bad][0])
+        raise ValueError(
+            f"{source}: window [{first}, {first + length}) does not fit in the recording "
+            f"({n} columns)"
+        )
+    return np.moveaxis(data[..., starts[:, None] + np.arange(length)], -2, 0)
+
+
+def _spectrogram_start(offsets_s: np.ndarray) -> np.ndarray:
+    """First Kaggle spectrogram column whose time (1, 3, 5, ... s) is >= each offset (-1 if < 0)."""
+    offsets_s = np.asarray(offsets_s, dtype=np.float64)
+    first = np.maximum(0, np.ceil((offsets_s - 1.0) / SPEC_STEP_SECONDS))
+    return np.where(offsets_s < 0, -1, first).astype(np.int64)
+
+
 def eeg_window(
     eeg: np.ndarray,
     offset_s: float,
@@ -309,6 +294,47 @@ def eeg_window(
     """
     start = int(round(offset_s * sfreq))
     return _cut(eeg, start, int(round(seconds * sfreq)), pad=pad, fill_value=fill_value, source=source)
+
+
+def eeg_windows(
+    eeg: np.ndarray,
+    offsets_s,
+    seconds: float = EEG_WINDOW_SECONDS,
+    *,
+    sfreq: float = SFREQ,
+    clip: bool = False,
+    source: str = "EEG",
+) -> np.ndarray:
+    """Cut many windows out of one EEG at once (the vectorised :func:`eeg_window`).
+
+    Parameters
+    ----------
+    eeg : numpy.ndarray
+        Shape ``(channels, n_samples)`` at ``sfreq``.
+    offsets_s : array-like of float
+        Window starts, seconds.
+    seconds : float
+        Window length, seconds.
+    sfreq : float
+        Sampling rate, Hz.
+    clip : bool
+        Move windows that run past either end inside the recording (shifted training windows)
+        instead of raising.
+    source : str
+        Name of the recording for error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(len(offsets_s), channels, round(seconds * sfreq))``, a copy.
+
+    Raises
+    ------
+    ValueError
+        A window outside the recording (without ``clip``); the message names ``source``.
+    """
+    starts = np.round(np.asarray(offsets_s, dtype=np.float64) * sfreq).astype(np.int64)
+    return _gather(eeg, starts.reshape(-1), int(round(seconds * sfreq)), clip=clip, source=source)
 
 
 def load_eeg_window(
@@ -422,10 +448,24 @@ def spectrogram_window(
     ValueError
         Negative offset or a window past the end without ``pad``.
     """
-    # first column whose time (1, 3, 5, ... s) is >= offset_s
-    start = -1 if offset_s < 0 else max(0, math.ceil((offset_s - 1.0) / SPEC_STEP_SECONDS))
+    start = int(_spectrogram_start(offset_s))
     length = int(round(seconds / SPEC_STEP_SECONDS))
     return _cut(spec, start, length, pad=pad, fill_value=fill_value, source=source)
+
+
+def spectrogram_windows(
+    spec: np.ndarray, offsets_s, *, source: str = "spectrogram"
+) -> np.ndarray:
+    """Cut many 600 s label windows out of one Kaggle spectrogram (the vectorised
+    :func:`spectrogram_window`): float32 ``(len(offsets_s), 4, 100, 300)``.
+
+    Raises
+    ------
+    ValueError
+        A window outside the spectrogram; the message names ``source``.
+    """
+    starts = _spectrogram_start(np.asarray(offsets_s).reshape(-1))
+    return _gather(spec, starts, SPEC_WINDOW_COLUMNS, clip=False, source=source)
 
 
 def load_spectrogram_window(
@@ -464,14 +504,3 @@ def check_data_dir(root: str | os.PathLike, split: str = "train") -> Path:
             f"(expected train.csv, test.csv, sample_submission.csv, *_eegs/, *_spectrograms/)"
         )
     return root
-
-
-def read_recording(path: str | os.PathLike, *, allow_missing: bool = False) -> tuple[np.ndarray, list[str]]:
-    """Read a clinical recording (EDF/EDF+, BDF, BrainVision, EEGLAB) as a 200 Hz ``(20, samples)`` EEG.
-
-    See :func:`hmslib.recording.read_recording` (MNE-Python readers, channel-name mapping,
-    polyphase resampling); it lives there so that reading the Kaggle folder does not import MNE.
-    """
-    from hmslib.recording import read_recording as _read_recording
-
-    return _read_recording(path, allow_missing=allow_missing)

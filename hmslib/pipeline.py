@@ -1,10 +1,11 @@
 """The main job: run the notebooks in order with papermill, one step after another.
 
 ``hms run`` executes ``01_eda`` -> ``02_preprocess`` -> ``03_train`` (once per model and fold) ->
-``04_oof_analysis`` -> ``05_ensemble`` -> ``06_submission`` with the parameters of a *profile*, saves
-each executed notebook under ``<run_dir>/notebooks/``, and marks a step done only when its notebook ran
-to the end. Re-running skips steps already done with the same parameters; a failed step stops the run
-with the notebook and the cell that failed.
+``04_oof_analysis`` -> ``05_ensemble`` -> ``06_submission`` -> ``07_score_recording`` with the
+parameters of a *profile* (:data:`hmslib.config.PROFILES`), saves each executed notebook under
+``<run_dir>/notebooks/``, and marks a step done only when its notebook ran to the end. Re-running
+skips steps already done with the same parameters; a failed step stops the run with the notebook and
+the cell that failed. :func:`notebook_setup` is the one setup call of every notebook.
 
 The profiles:
 
@@ -16,18 +17,23 @@ The profiles:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
 
 import hmslib
-from hmslib.io import atomic_path
+from hmslib._checks import check_option, write_json_atomic
+from hmslib.config import ModelSpec, Profile, get_profile
+from hmslib.constants import SFREQ
 
+#: The notebooks of a run, in order.
 NOTEBOOKS = (
     "01_eda",
     "02_preprocess",
@@ -35,59 +41,8 @@ NOTEBOOKS = (
     "04_oof_analysis",
     "05_ensemble",
     "06_submission",
+    "07_score_recording",
 )
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One model of a profile: the ``03_train`` parameters that differ between models."""
-
-    name: str
-    backbone: str
-    repr: str
-    pretrained: bool = False
-    epochs: int = 3
-    stage2_epochs: int = 1
-    batch_size: int = 32
-    lr: float = 1e-3
-    max_train_samples: int | None = None
-
-
-@dataclass(frozen=True)
-class Profile:
-    """Everything ``hms run`` needs besides the data and output folders."""
-
-    name: str
-    synth_preset: str
-    synth_patients: int | None
-    n_folds: int
-    models: tuple[ModelSpec, ...] = field(default_factory=tuple)
-    seed: int = 0
-    device: str = "auto"
-
-
-_DEMO_MODELS = (
-    ModelSpec("effnet_lite0", "tf_efficientnet_lite0", "chain_mel", pretrained=True,
-              epochs=4, stage2_epochs=2, batch_size=32, lr=1e-3),
-    ModelSpec("wavenet1d", "wavenet1d", "bipolar_raw", epochs=4, stage2_epochs=2, batch_size=32, lr=2e-3),
-)  # fmt: skip
-
-PROFILES: dict[str, Profile] = {
-    "quick": Profile(
-        "quick", "demo", 6, 2,
-        tuple(ModelSpec(m.name, m.backbone, m.repr, m.pretrained, epochs=1, stage2_epochs=1,
-                        batch_size=16, lr=m.lr, max_train_samples=64) for m in _DEMO_MODELS),
-    ),
-    "demo": Profile("demo", "demo", None, 3, _DEMO_MODELS),
-    "full": Profile(
-        "full", "bench", None, 5,
-        (
-            ModelSpec("effnet_lite0", "tf_efficientnet_lite0", "tiles_kaggle_eeg", True, 15, 5, 32, 1e-3),
-            ModelSpec("effnet_lite2", "tf_efficientnet_lite2", "mel16", True, 15, 5, 32, 1e-3),
-            ModelSpec("wavenet1d", "wavenet1d", "bipolar_raw", False, 20, 5, 32, 2e-3),
-        ),
-    ),
-}  # fmt: skip
 
 
 class StepFailed(RuntimeError):
@@ -152,35 +107,99 @@ def resolve_paths(
     return data, run
 
 
-def get_profile(name: str) -> Profile:
-    """Look up a profile by name (``quick``, ``demo``, ``full``)."""
-    if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; expected one of {sorted(PROFILES)}")
-    return PROFILES[name]
+class NotebookRun(NamedTuple):
+    """What a notebook's setup cell gets: the folders it reads and writes."""
+
+    data_dir: Path
+    run_dir: Path
+    figures: Path
 
 
-def train_parameters(profile: str = "demo", **given) -> dict:
-    """``03_train`` parameters: those given (not None) over the profile's model spec and fold count.
+def notebook_setup(
+    data_dir: str | os.PathLike | None = None,
+    run_dir: str | os.PathLike | None = None,
+    *,
+    profile: str = "demo",
+    seed: int = 0,
+) -> NotebookRun:
+    """The setup of every pipeline notebook: resolve the folders, make ``figures/``, say where.
 
-    The model spec is the profile's model whose name or backbone matches ``model_name`` or
-    ``backbone`` (the first model otherwise), so ``-p fold 2`` alone trains the profile's first model.
+    Parameters are as :func:`resolve_paths`.
 
     Returns
     -------
-    dict
-        ``model_name, backbone, repr, pretrained, epochs, stage2_epochs, batch_size, lr,
-        max_train_samples, n_folds`` plus any other given keys.
+    NotebookRun
+        ``data_dir``, ``run_dir`` and ``figures`` (``<run_dir>/figures``, created).
     """
-    prof = get_profile(profile)
-    wanted = {given.get("model_name"), given.get("backbone")} - {None}
-    spec = next((m for m in prof.models if {m.name, m.backbone} & wanted), prof.models[0])
-    if wanted and not {spec.name, spec.backbone} & wanted:
-        spec = ModelSpec(given.get("model_name") or str(given["backbone"]), given.get("backbone") or spec.backbone,
-                         spec.repr)  # fmt: skip
-    defaults = asdict(spec)
-    defaults["model_name"] = defaults.pop("name")
-    defaults["n_folds"] = prof.n_folds
-    return {**defaults, **{k: v for k, v in given.items() if v is not None}}
+    data, run = resolve_paths(data_dir, run_dir, profile=profile, seed=seed)
+    figures = run / "figures"
+    figures.mkdir(exist_ok=True)
+    print("data:", data)
+    print("run: ", run)
+    return NotebookRun(data, run, figures)
+
+
+def samples_dir() -> Path:
+    """The real competition samples: ``$HMS_SAMPLES``, else ``../shared/hms-samples`` beside the
+    repository (they may be absent)."""
+    return Path(os.environ.get("HMS_SAMPLES", repo_root().parent / "shared" / "hms-samples"))
+
+
+#: The real labelled EEG of the samples: 90 s in which three experts called every window a seizure.
+EXAMPLE_EEG_ID = 1628180742
+
+
+class ExampleRecording(NamedTuple):
+    """A recording made of labelled EEGs laid end to end (:func:`example_recording`)."""
+
+    source: str
+    eeg: np.ndarray
+    labels: pd.DataFrame
+    starts_s: dict[int, float]
+    prior_rows: pd.DataFrame
+
+
+def example_recording(samples: str | os.PathLike | None = None) -> ExampleRecording:
+    """A recording with expert labels to score: the real seizure sample, or synthetic EEGs.
+
+    Parameters
+    ----------
+    samples : path, optional
+        The real competition samples (default :func:`samples_dir`). With them, the recording is
+        the real EEG 1628180742 and its 9 labelled windows; without them, the EEGs of a small
+        synthetic data set (written once under ``outputs/recording_demo_data``) laid end to end.
+
+    Returns
+    -------
+    ExampleRecording
+        ``source`` (what it is), ``eeg`` float32 ``(20, samples)`` µV at 200 Hz, ``labels`` (the
+        train.csv rows of its EEGs), ``starts_s`` (``eeg_id`` -> where that EEG starts, seconds)
+        and ``prior_rows`` (label rows to take a class prior from).
+    """
+    from hmslib import io
+
+    samples = Path(samples) if samples else samples_dir()
+    if (samples / "train.csv").is_file():
+        data_dir, source = samples, "real seizure sample"
+        label_rows = io.read_train_csv(data_dir).query(f"eeg_id == {EXAMPLE_EEG_ID}")
+        prior_rows = pd.read_csv(samples / "labels" / "train_rows_10plus_votes.csv")
+    else:
+        from hmslib.synthetic import generate
+
+        data_dir, source = repo_root() / "outputs" / "recording_demo_data", "synthetic EEGs"
+        if not (data_dir / "train.csv").is_file():
+            generate(data_dir, preset="demo", n_patients=3, progress=False)
+        label_rows = prior_rows = io.read_train_csv(data_dir)
+    eeg_ids = label_rows.eeg_id.unique()
+    parts = [io.load_eeg(data_dir, eeg_id) for eeg_id in eeg_ids]
+    starts = np.cumsum([0] + [x.shape[1] for x in parts[:-1]]) / SFREQ
+    return ExampleRecording(
+        source,
+        np.concatenate(parts, axis=1),
+        label_rows,
+        dict(zip(eeg_ids.tolist(), starts.tolist(), strict=True)),
+        prior_rows,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -207,7 +226,7 @@ def plan_steps(profile: Profile, data_dir: Path, run_dir: Path, models: tuple[Mo
     """The ordered notebook executions of a run."""
     common = {"data_dir": str(data_dir), "run_dir": str(run_dir), "seed": profile.seed,
               "profile": profile.name}  # fmt: skip
-    reprs = sorted({m.repr for m in models})
+    reprs = sorted({m.representation for m in models})
     steps = [
         Step("01_eda", "01_eda", common),
         Step("02_preprocess", "02_preprocess", {**common, "representations": reprs}),
@@ -222,6 +241,13 @@ def plan_steps(profile: Profile, data_dir: Path, run_dir: Path, models: tuple[Mo
     steps.append(Step("04_oof_analysis", "04_oof_analysis", {**common, "models": names}))
     steps.append(Step("05_ensemble", "05_ensemble", {**common, "models": names}))
     steps.append(Step("06_submission", "06_submission", {**common, "device": profile.device}))
+    steps.append(
+        Step(
+            "07_score_recording",
+            "07_score_recording",
+            {"profile": profile.name, "run_dir": str(run_dir), "device": profile.device},
+        )
+    )
     return steps
 
 
@@ -271,8 +297,7 @@ def execute_step(step: Step, run_dir: Path, *, log=print) -> float:
             f"{err.ename}: {err.evalue}\n  executed copy with the traceback: {executed}"
         ) from None
     seconds = time.perf_counter() - start
-    with atomic_path(_done_marker(run_dir, step)) as tmp:
-        tmp.write_text(json.dumps({"digest": step.digest(), "seconds": round(seconds, 1)}))
+    write_json_atomic({"digest": step.digest(), "seconds": round(seconds, 1)}, _done_marker(run_dir, step))
     return seconds
 
 
@@ -314,10 +339,9 @@ def run(
     prof = get_profile(profile)
     chosen = prof.models
     if models:
-        known = {m.name for m in prof.models} | {m.backbone for m in prof.models}
-        unknown = sorted(set(models) - known)
-        if unknown:
-            raise ValueError(f"unknown models {unknown} for profile {profile!r}; known: {sorted(known)}")
+        known = sorted({m.name for m in prof.models} | {m.backbone for m in prof.models})
+        for name in models:
+            check_option(f"model of profile {profile!r}", name, known)
         chosen = tuple(m for m in prof.models if m.name in models or m.backbone in models)
     run_path = Path(run_dir) if run_dir else default_run_dir(profile)
     run_path = run_path.resolve()
@@ -352,8 +376,7 @@ def _check_run_config(run_dir: Path, profile: str, data_dir) -> None:
                     f"choose another --out or delete the folder"
                 )
         return
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(config, indent=2))
+    write_json_atomic(config, path)
 
 
 def _print_summary(run_dir: Path, *, log=print) -> None:
@@ -364,23 +387,5 @@ def _print_summary(run_dir: Path, *, log=print) -> None:
     log(f"figures:    {run_dir / 'figures'}")
     log(f"notebooks:  {run_dir / 'notebooks'}")
     if table.is_file():
-        import pandas as pd
-
         log(f"KL table:   {table}\n")
         log(pd.read_csv(table).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``hms run [--data DIR] [--out DIR] [--profile demo|quick|full] [--backbones ...]``."""
-    parser = argparse.ArgumentParser(prog="hms run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", help="Kaggle-layout data folder (default: synthetic demo data)")
-    parser.add_argument("--out", help="run folder (default: outputs/<profile>)")
-    parser.add_argument("--profile", default="demo", choices=sorted(PROFILES))
-    parser.add_argument("--backbones", nargs="+", help="train only these models (names or backbones)")
-    args = parser.parse_args(argv)
-    try:
-        run(args.data, args.out, profile=args.profile, models=args.backbones)
-    except (StepFailed, ValueError, FileNotFoundError) as err:
-        print(f"hms run: {err}", file=sys.stderr)
-        return 1
-    return 0

@@ -14,33 +14,20 @@ import numpy as np
 import pandas as pd
 
 from hmslib import io
-from hmslib.constants import CLASSES, PRED_COLUMNS, VOTE_COLUMNS
+from hmslib._checks import write_csv_atomic
+from hmslib.constants import PRED_COLUMNS, TRUE_COLUMNS, VOTE_COLUMNS
 from hmslib.ensemble import Ensemble, align_oof, apply_stack, equal_weights
-from hmslib.labels import HIGH_AGREEMENT_VOTES, class_prior
-from hmslib.metrics import kaggle_kl
-
-TRUE_COLUMNS = tuple(f"p_{c}" for c in CLASSES)
-
-
-def _truth(data_dir: str | os.PathLike, split: str) -> pd.DataFrame | None:
-    path = Path(data_dir) / "truth.csv"
-    if not path.is_file():
-        return None
-    truth = pd.read_csv(path)
-    return truth[truth["split"] == split]
-
-
-def _scores(y: np.ndarray, preds: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, tuple[float, float]]:
-    """``name -> (KL on rows with mask, KL on all rows)`` (NaN where the mask is empty)."""
-    out = {}
-    for name, p in preds.items():
-        high = kaggle_kl(y[mask], p[mask]) if mask.any() else float("nan")
-        out[name] = (high, kaggle_kl(y, p))
-    return out
+from hmslib.labels import class_prior
+from hmslib.metrics import kaggle_kl, kl_split
+from hmslib.synthetic import read_truth
 
 
 def oof_kl_table(
-    oofs: dict[str, pd.DataFrame], ensemble: Ensemble, *, data_dir: str | os.PathLike
+    oofs: dict[str, pd.DataFrame],
+    ensemble: Ensemble,
+    *,
+    data_dir: str | os.PathLike,
+    out: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """OOF KL of the prior, the floor (synthetic data), each model, equal weights and the ensemble.
 
@@ -52,6 +39,8 @@ def oof_kl_table(
         The fitted ensemble (``ensemble.json``).
     data_dir : path
         The run's data folder (train.csv for the prior; truth.csv, when present, for the floor).
+    out : path, optional
+        Also write the table there as CSV, atomically (05_ensemble writes ``oof_kl.csv``).
 
     Returns
     -------
@@ -62,7 +51,7 @@ def oof_kl_table(
     names = list(oofs)
     y, preds, rows = align_oof(oofs, return_frame=True)
     candidates = {"prior": np.broadcast_to(class_prior(io.read_train_csv(data_dir)), y.shape)}
-    truth = _truth(data_dir, "train")
+    truth = read_truth(data_dir, "train")
     if truth is not None:
         candidates["floor"] = truth.set_index("label_id").loc[rows.label_id, list(TRUE_COLUMNS)].to_numpy()
     candidates.update({name: preds[i] for i, name in enumerate(names)})
@@ -70,12 +59,14 @@ def oof_kl_table(
         candidates["equal weights"] = apply_stack(preds, equal_weights(len(names)), None)
     ens_preds = preds[[names.index(m) for m in ensemble.models]]
     candidates[f"ensemble ({ensemble.method})"] = apply_stack(ens_preds, ensemble.weights, ensemble.bias)
-    many = rows[list(VOTE_COLUMNS)].to_numpy().sum(axis=1) >= HIGH_AGREEMENT_VOTES
-    scores = _scores(y, candidates, many)
-    return pd.DataFrame(
-        [(name, high, overall) for name, (high, overall) in scores.items()],
+    votes = rows[list(VOTE_COLUMNS)].to_numpy(dtype=np.float64)
+    table = pd.DataFrame(
+        [(name, *kl_split(votes, p)[:2]) for name, p in candidates.items()],
         columns=["model", "oof_kl", "oof_kl_all"],
     )
+    if out is not None:
+        write_csv_atomic(table, out)
+    return table
 
 
 def leaderboard_kl(
@@ -91,7 +82,7 @@ def leaderboard_kl(
     pandas.DataFrame or None
         Columns ``model``, ``test_kl``.
     """
-    truth = _truth(data_dir, "test")
+    truth = read_truth(data_dir, "test")
     if truth is None or truth.empty:
         return None
     truth = truth.set_index("eeg_id")
@@ -113,16 +104,34 @@ def leaderboard_kl(
     return pd.DataFrame({"model": list(rows), "test_kl": list(rows.values())})
 
 
-def kl_table(
-    run_dir: str | os.PathLike, data_dir: str | os.PathLike, submission_path: str | os.PathLike | None = None
+def run_kl_table(
+    run_dir: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    submission_path: str | os.PathLike | None = None,
+    *,
+    out: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """The run's final table: ``oof_kl.csv`` (from 05_ensemble) joined with the test-set KL.
+
+    Parameters
+    ----------
+    run_dir, data_dir : path
+        The run and its data folder.
+    submission_path : path, optional
+        The submission scored on the test set (default ``<run_dir>/submission.csv``).
+    out : path, optional
+        Also write the table there as CSV, atomically (``hms run`` prints ``kl_table.csv``).
 
     Returns
     -------
     pandas.DataFrame
         ``model, oof_kl, oof_kl_all`` and, on synthetic data, ``test_kl``; the ensemble's OOF and
         test rows are put on one line.
+
+    Raises
+    ------
+    FileNotFoundError
+        No ``oof_kl.csv`` in the run (05_ensemble writes it).
     """
     run_dir = Path(run_dir)
     oof_path = run_dir / "oof_kl.csv"
@@ -130,8 +139,11 @@ def kl_table(
         raise FileNotFoundError(f"{oof_path}: not found; run 05_ensemble first")
     table = pd.read_csv(oof_path)
     test = leaderboard_kl(run_dir, data_dir, submission_path or run_dir / "submission.csv")
-    if test is None:
-        return table
-    ensemble_row = table.model.str.startswith("ensemble")
-    test.loc[test.model == "ensemble (submitted)", "model"] = table.loc[ensemble_row, "model"].iloc[0]
-    return table.merge(test, on="model", how="left")
+    if test is not None:
+        ensemble_row = table.model.str.startswith("ensemble")
+        ensemble_name = table.loc[ensemble_row, "model"].iloc[0]
+        test.loc[test.model == "ensemble (submitted)", "model"] = ensemble_name
+        table = table.merge(test, on="model", how="left")
+    if out is not None:
+        write_csv_atomic(table, out)
+    return table

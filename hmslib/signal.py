@@ -1,22 +1,34 @@
-"""Signal conditioning of EEG windows: NaN repair, zero-phase filters, clipping and montages.
+"""Signal conditioning of EEG: NaN repair, zero-phase filters, clipping, resampling, montages, mirror.
 
 Every function works on arrays shaped ``(..., samples)`` (filters, clipping) or
 ``(..., channels, samples)`` (NaN repair, montages) and is vectorised over all leading axes, so a
 batch of windows ``(batch, 20, 10000)`` is processed in one call.
 
 Filters are Butterworth / notch designs applied forward and backward as second-order sections
-(:func:`scipy.signal.sosfiltfilt`): zero phase, squared magnitude response.
+(:func:`scipy.signal.sosfiltfilt`): zero phase, squared magnitude response. :func:`resample_to_sfreq`
+brings a recording at another rate to 200 Hz with a polyphase filter. :func:`mirror_permutation`
+derives the left/right mirror of any list of channel names (electrodes, bipolar pairs, chains) from
+the electrode pairs of the 10-20 system, so no representation keeps a table of its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 from scipy import signal as sps
 
-from hmslib.constants import CHAINS, EEG_CHANNELS, LEFT_RIGHT_PAIRS, MIDLINE_CHAIN, SCALP_CHANNELS
+from hmslib._checks import check_option
+from hmslib.constants import (
+    CHAINS,
+    EEG_CHANNELS,
+    LEFT_RIGHT_PAIRS,
+    MIDLINE_CHAIN,
+    SCALP_CHANNELS,
+    SFREQ,
+)
 
 #: Montage names accepted by :func:`montage`.
 MONTAGES: tuple[str, ...] = ("double_banana", "double_banana_18", "average", "referential")
@@ -330,9 +342,8 @@ def _montage_pairs(name: str) -> list[tuple[str, str | None]]:
         return [(c[i], c[i + 1]) for c in chains for i in range(len(c) - 1)]
     if name == "average":
         return [(ch, "avg") for ch in SCALP_CHANNELS]
-    if name == "referential":
-        return [(ch, None) for ch in SCALP_CHANNELS]
-    raise ValueError(f"unknown montage {name!r}; expected one of {list(MONTAGES)}")
+    check_option("montage", name, MONTAGES)
+    return [(ch, None) for ch in SCALP_CHANNELS]
 
 
 def montage_names(name: str = "double_banana") -> list[str]:
@@ -395,32 +406,99 @@ def montage(
     return data, montage_names(name)
 
 
+_ELECTRODE_MIRROR = {a: b for a, b in LEFT_RIGHT_PAIRS} | {b: a for a, b in LEFT_RIGHT_PAIRS}
+
+
+def mirror_name(name: str) -> str:
+    """The left/right mirror of a channel name.
+
+    Electrodes swap with their homologue (``"Fp1"`` <-> ``"Fp2"``; midline leads and EKG stay),
+    bipolar derivations electrode by electrode (``"Fp1-F7"`` <-> ``"Fp2-F8"``, ``"Cz-avg"`` stays),
+    and chains with the chain whose electrodes mirror theirs (``"LL"`` <-> ``"RL"``).
+    """
+    if name in CHAINS:
+        mirrored = tuple(_ELECTRODE_MIRROR.get(e, e) for e in CHAINS[name])
+        return next(chain for chain, electrodes in CHAINS.items() if electrodes == mirrored)
+    return "-".join(_ELECTRODE_MIRROR.get(part, part) for part in name.split("-"))
+
+
 def mirror_permutation(names: Sequence[str]) -> tuple[int, ...]:
     """Permutation of channels that mirrors left and right hemispheres.
 
     Parameters
     ----------
     names : sequence of str
-        Channel names as returned by :func:`montage` (``"Fp1-F7"``, ``"Cz-avg"``, ``"O1"``, ...).
+        Channel names: electrodes (``"Fp1"``), derivations as returned by :func:`montage`
+        (``"Fp1-F7"``, ``"Cz-avg"``) or chain names (``"LL"``); see :func:`mirror_name`.
 
     Returns
     -------
     tuple of int
         ``perm`` such that ``x[..., perm, :]`` is the mirrored recording: row ``i`` of the result
-        holds the channel whose electrodes are the left/right mirror of ``names[i]``
-        (``"Fp1-F7"`` <-> ``"Fp2-F8"``; midline leads map to themselves).
+        holds the channel whose electrodes are the left/right mirror of ``names[i]``.
 
     Raises
     ------
     ValueError
         The mirror of a channel is not among ``names``.
     """
-    mirror = {a: b for a, b in LEFT_RIGHT_PAIRS} | {b: a for a, b in LEFT_RIGHT_PAIRS}
     pos = {n: i for i, n in enumerate(names)}
     perm = []
     for n in names:
-        m = "-".join(mirror.get(part, part) for part in n.split("-"))
+        m = mirror_name(n)
         if m not in pos:
             raise ValueError(f"channel {n!r} has mirror {m!r}, which is not among {list(names)}")
         perm.append(pos[m])
     return tuple(perm)
+
+
+#: ``eeg[..., EEG_MIRROR, :]`` mirrors referential EEG (``EEG_CHANNELS`` order) left <-> right.
+EEG_MIRROR: tuple[int, ...] = mirror_permutation(EEG_CHANNELS)
+
+
+# --------------------------------------------------------------------------------------------------
+# resampling
+# --------------------------------------------------------------------------------------------------
+
+
+def resample_to_sfreq(x: np.ndarray, sfreq: float, *, target: float = SFREQ) -> np.ndarray:
+    """Resample signals to ``target`` Hz with a polyphase anti-aliasing filter.
+
+    NaN stretches survive: they are bridged linearly for filtering and set back to NaN at every
+    output sample next to a NaN input sample.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Shape ``(channels, samples)`` at ``sfreq``.
+    sfreq : float
+        Sampling rate of ``x``, Hz.
+    target : float
+        Output sampling rate, Hz.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(channels, ceil(samples * target / sfreq))`` (the ratio is the nearest fraction
+        with a denominator up to 1000, exact for 250, 256, 500, 512, 1000, 1024, 2048 Hz ...).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if sfreq == target:
+        return x.astype(np.float32)
+    ratio = (Fraction(target) / Fraction(sfreq)).limit_denominator(1000)
+    up, down = ratio.numerator, ratio.denominator
+    nan = np.isnan(x)
+    if nan.any():
+        x = x.copy()
+        t = np.arange(x.shape[-1])
+        for row in np.flatnonzero(nan.any(axis=-1)):  # a few channels, not windows
+            ok = ~nan[row]
+            x[row] = np.interp(t, t[ok], x[row, ok]) if ok.any() else 0.0
+    # padtype="line": EEG leads carry large DC offsets that a zero pad would turn into edge ringing
+    out = sps.resample_poly(x, up, down, axis=-1, padtype="line").astype(np.float32)
+    if nan.any():
+        pos = np.arange(out.shape[-1]) * (down / up)
+        lo = np.minimum(np.floor(pos).astype(np.int64), x.shape[-1] - 1)
+        hi = np.minimum(lo + 1, x.shape[-1] - 1)
+        out[nan[:, lo] | nan[:, hi]] = np.nan
+    return out

@@ -1,18 +1,24 @@
-"""Shared fixtures: the real competition samples (``HMS_SAMPLES``) and small synthetic folders."""
+"""Shared fixtures: the real competition samples (``HMS_SAMPLES``).
+
+Small synthetic data sets are made by the test modules that need them (``synthetic.generate``).
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def samples_dir() -> Path:
-    """Folder of the real HMS sample files (``$HMS_SAMPLES``, default ``../shared/hms-samples``)."""
-    return Path(os.environ.get("HMS_SAMPLES", REPO.parent / "shared" / "hms-samples"))
+    """Folder of the real HMS sample files (``$HMS_SAMPLES``, default ``../shared/hms-samples``).
+
+    The one definition is :func:`hmslib.pipeline.samples_dir` (notebook 07 uses it too); it is
+    imported here lazily, so that collecting the tests does not import torch.
+    """
+    from hmslib.pipeline import samples_dir as library_samples_dir
+
+    return library_samples_dir()
 
 
 @pytest.fixture(scope="session")

@@ -1,21 +1,21 @@
-"""hmslib.analysis: OOF merging and its errors, KL tables, confusion, reliability, figures.
+"""hmslib.analysis: OOF merging and its errors, KL tables, confusion, reliability.
 
-KL references use scipy.special.rel_entr on float64 arrays, independent of hmslib.metrics.
+KL references use scipy.special.rel_entr on float64 arrays, independent of hmslib.metrics. The
+figures drawn from these tables (hmslib.viz) are tested in test_viz.py.
 """
 
 from __future__ import annotations
 
 import math
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import oof_frame
 from scipy.special import rel_entr
 
 from hmslib import analysis
-from hmslib.analysis import OOF_COLUMNS, PRED_COLUMNS
-from hmslib.constants import CLASSES, VOTE_COLUMNS
+from hmslib.constants import CLASSES, OOF_COLUMNS, PRED_COLUMNS, VOTE_COLUMNS
 
 
 def _reference_kl(votes: np.ndarray, preds: np.ndarray) -> np.ndarray:
@@ -23,26 +23,6 @@ def _reference_kl(votes: np.ndarray, preds: np.ndarray) -> np.ndarray:
     y = votes / votes.sum(axis=1, keepdims=True)
     return rel_entr(y, np.clip(preds, 1e-15, 1 - 1e-15)).sum(axis=1)
 
-
-def _oof_frame(n: int, seed: int, n_folds: int = 3) -> pd.DataFrame:
-    """A random OOF table: 12 patients, folds by patient, 1-25 votes per row."""
-    rng = np.random.default_rng(seed)
-    patients = rng.integers(0, 12, n)
-    votes = rng.multinomial(1, np.full(6, 1 / 6), size=(n, 25)).cumsum(axis=1)
-    votes = votes[np.arange(n), rng.integers(0, 25, n)]
-    preds = rng.dirichlet(np.full(6, 0.8), size=n)
-    df = pd.DataFrame(
-        {
-            "label_id": rng.permutation(10 * n)[:n] + 1000,
-            "eeg_id": patients * 10 + rng.integers(0, 2, n),
-            "patient_id": patients,
-            "fold": patients % n_folds,
-            "total_votes": votes.sum(axis=1),
-        }
-    )
-    df[list(VOTE_COLUMNS)] = votes
-    df[list(PRED_COLUMNS)] = preds
-    return df
 
 
 def _write_run(root, models: dict[str, pd.DataFrame]) -> None:
@@ -54,7 +34,7 @@ def _write_run(root, models: dict[str, pd.DataFrame]) -> None:
 
 @pytest.fixture
 def run(tmp_path):
-    models = {"tf_efficientnet_lite0": _oof_frame(60, 0), "raw_cnn": _oof_frame(60, 1)}
+    models = {"tf_efficientnet_lite0": oof_frame(60, 0), "raw_cnn": oof_frame(60, 1)}
     _write_run(tmp_path, models)
     return tmp_path, models
 
@@ -87,7 +67,7 @@ def test_load_oof_names_the_missing_fold_file(run):
 
 
 def test_load_oof_rejects_a_window_in_two_folds(tmp_path):
-    df = _oof_frame(40, 2)
+    df = oof_frame(40, 2)
     first = df.index[df["fold"] == 0][0]
     df.loc[df.index[df["fold"] == 2][0], "label_id"] = df.at[first, "label_id"]
     _write_run(tmp_path, {"m": df})
@@ -96,7 +76,7 @@ def test_load_oof_rejects_a_window_in_two_folds(tmp_path):
 
 
 def test_load_oof_rejects_bad_files(tmp_path):
-    df = _oof_frame(40, 3)
+    df = oof_frame(40, 3)
     _write_run(tmp_path, {"m": df})
     with pytest.raises(FileNotFoundError, match=r"model 'n'.*\['m'\]"):
         analysis.load_oof(tmp_path, "n")
@@ -120,9 +100,9 @@ def test_load_oof_rejects_bad_files(tmp_path):
 # --------------------------------------------------------------------------------------------------
 
 
-def test_kl_table_matches_reference_on_every_subset(run):
+def test_kl_breakdown_matches_reference_on_every_subset(run):
     root, models = run
-    table = analysis.kl_table(analysis.load_oof(root))
+    table = analysis.kl_breakdown(analysis.load_oof(root))
     assert list(table.index) == ["raw_cnn", "tf_efficientnet_lite0"]
     for name, df in models.items():
         votes = df[list(VOTE_COLUMNS)].to_numpy(float)
@@ -142,10 +122,10 @@ def test_kl_table_matches_reference_on_every_subset(run):
             np.testing.assert_allclose(row[f"kl_votes_{group}"], expected, rtol=1e-12)
 
 
-def test_kl_table_leaves_empty_groups_nan():
-    df = _oof_frame(10, 4)
+def test_kl_breakdown_leaves_empty_groups_nan():
+    df = oof_frame(10, 4)
     df[list(VOTE_COLUMNS)] = np.tile([3, 0, 0, 0, 0, 1], (10, 1))  # every row has 4 votes
-    table = analysis.kl_table(df)
+    table = analysis.kl_breakdown(df)
     assert table.index.tolist() == ["oof"]
     assert (
         table[["kl_10plus", "kl_votes_1-2", "kl_votes_10-19", "kl_votes_20+"]].isna().all(axis=None)
@@ -154,7 +134,7 @@ def test_kl_table_leaves_empty_groups_nan():
 
 
 def test_kl_per_patient_matches_reference():
-    df = _oof_frame(80, 5)
+    df = oof_frame(80, 5)
     table = analysis.kl_per_patient(df)
     row_kl = _reference_kl(
         df[list(VOTE_COLUMNS)].to_numpy(float), df[list(PRED_COLUMNS)].to_numpy(float)
@@ -242,7 +222,7 @@ def test_reliability_hand_worked():
 
 
 def test_worst_windows_are_the_largest_kl_rows():
-    df = _oof_frame(50, 6)
+    df = oof_frame(50, 6)
     worst = analysis.worst_windows(df, 5)
     row_kl = _reference_kl(
         df[list(VOTE_COLUMNS)].to_numpy(float), df[list(PRED_COLUMNS)].to_numpy(float)
@@ -251,64 +231,3 @@ def test_worst_windows_are_the_largest_kl_rows():
     assert worst["label_id"].tolist() == df["label_id"].to_numpy()[order].tolist()
     np.testing.assert_allclose(worst["kl"], row_kl[order], rtol=1e-12)
     assert worst.at[0, "consensus"] == CLASSES[df[list(VOTE_COLUMNS)].to_numpy()[order[0]].argmax()]
-
-
-# --------------------------------------------------------------------------------------------------
-# figures
-# --------------------------------------------------------------------------------------------------
-
-
-def test_plots_show_the_tables(run, tmp_path):
-    root, _ = run
-    oof = analysis.load_oof(root)
-    fig = analysis.plot_confusion(oof, model="raw_cnn")
-    shown = fig.axes[0].images[0].get_array()
-    np.testing.assert_allclose(
-        shown, analysis.confusion(oof, model="raw_cnn", normalize=True).to_numpy()
-    )
-    plt.close(fig)
-
-    fig = analysis.plot_reliability(oof, 5, model="raw_cnn")
-    assert [ax.get_title() for ax in fig.axes] == list(CLASSES)
-    plt.close(fig)
-
-    fig = analysis.plot_kl_by_group(oof)
-    heights = [p.get_height() for p in fig.axes[0].patches]
-    table = analysis.kl_table(oof)
-    cols = ["kl", "kl_10plus", "kl_votes_1-2", "kl_votes_3-9", "kl_votes_10-19", "kl_votes_20+"]
-    np.testing.assert_allclose(heights, table[cols].to_numpy().ravel())
-    plt.close(fig)
-
-
-def test_plot_training_curves_draws_each_file(tmp_path):
-    paths = []
-    for k in range(2):
-        path = tmp_path / "models" / "raw_cnn" / f"fold{k}_metrics.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(
-            {
-                "epoch": [0, 1, 0],  # restarts with each stage, as fit_fold writes it
-                "stage": [1, 1, 2],
-                "train_loss": [1.0, 0.8, 0.6 + k],
-                "val_kl": [0.9, 0.7, 0.65],
-            }
-        ).to_csv(path, index=False)
-        paths.append(path)
-    fig = analysis.plot_training_curves(paths)
-    loss_ax, kl_ax = fig.axes[:2]
-    losses = [line for line in loss_ax.lines if line.get_label().startswith("raw_cnn")]
-    assert len(losses) == 2
-    np.testing.assert_allclose(losses[1].get_ydata(), [1.0, 0.8, 1.6])
-    curves = [line for line in kl_ax.lines if line.get_label().startswith("raw_cnn")]
-    np.testing.assert_allclose(curves[0].get_xdata(), [1, 2, 3])  # epochs counted across stages
-    stage_marks = [line for line in kl_ax.lines if line not in curves]
-    assert [line.get_xdata()[0] for line in stage_marks] == [2.5, 2.5]  # stage 2 starts at row 3
-    assert "raw_cnn/fold1_metrics train_loss" in [t.get_text() for t in loss_ax.get_legend().texts]
-    plt.close(fig)
-    bad = tmp_path / "bad.csv"
-    pd.DataFrame({"epoch": [1], "lr": [0.1]}).to_csv(bad, index=False)
-    with pytest.raises(ValueError, match=r"bad\.csv: no column with 'loss' or 'kl'.*'lr'"):
-        analysis.plot_training_curves([bad])
-    with pytest.raises(FileNotFoundError, match="missing.csv"):
-        analysis.plot_training_curves([tmp_path / "missing.csv"])
-    plt.close("all")

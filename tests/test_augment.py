@@ -181,8 +181,8 @@ def _delta_power(x: np.ndarray) -> np.ndarray:
 
 
 def test_hemisphere_swap_moves_a_left_delta_focus_to_the_right():
+    from hmslib.representations import compute_representation
     from hmslib.signal import montage_names
-    from hmslib.spectrogram import compute_representation
 
     names = montage_names("double_banana")
     left = [i for i, n in enumerate(names) if n.split("-")[0] in _LEFT_FOCUS]
@@ -203,7 +203,7 @@ def test_hemisphere_swap_moves_a_left_delta_focus_to_the_right():
 
 @pytest.mark.parametrize("name", ["chain_mel", "bipolar_raw"])
 def test_mirroring_electrodes_equals_mirroring_the_representation(name):
-    from hmslib.spectrogram import compute_representation, swap_hemispheres
+    from hmslib.representations import compute_representation, swap_hemispheres
 
     eeg = torch.from_numpy(_left_lrda_window(batch=2, seed=1))
     config = augment.AugmentConfig(hemisphere_swap=1.0)

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from hmslib import cache, io
-from hmslib.spectrogram import compute_representation
+from hmslib import cache, cli, io
+from hmslib.representations import compute_representation
 
 #: A representation that is quick to compute, for tests where the representation does not matter.
 FAST = "bipolar_raw"
@@ -56,10 +56,10 @@ def _reference(
 
 @pytest.mark.parametrize("repr_name", ["chain_mel", "kaggle_spectrogram"])
 def test_round_trip(data_dir, tmp_path, repr_name):
-    path = cache.build_cache(data_dir, tmp_path, repr=repr_name, progress=False, chunk_windows=8)
+    path = cache.build_cache(data_dir, tmp_path, representation=repr_name, progress=False, chunk_windows=8)
     opened = cache.open_cache(path)
     ids, expected = _reference(data_dir, repr_name)
-    assert len(opened) == len(ids) and opened.repr == repr_name
+    assert len(opened) == len(ids) and opened.representation == repr_name
     assert opened.features.dtype == np.float16 and opened.features.shape == expected.shape
     assert list(opened.index.columns[:2]) == ["label_id", "row"]
     got = opened.features[opened.rows_for(ids)].astype(np.float32)
@@ -70,7 +70,7 @@ def test_round_trip(data_dir, tmp_path, repr_name):
 
 def test_test_split(data_dir, tmp_path):
     path = cache.build_cache(
-        data_dir, tmp_path, repr="chain_mel", split="test", progress=False, dtype="float32"
+        data_dir, tmp_path, representation="chain_mel", split="test", progress=False, dtype="float32"
     )
     opened = cache.open_cache(path)
     ids, expected = _reference(data_dir, "chain_mel", split="test")
@@ -80,21 +80,21 @@ def test_test_split(data_dir, tmp_path):
 
 
 def test_reuse_and_new_config(data_dir, tmp_path, monkeypatch):
-    first = cache.build_cache(data_dir, tmp_path, repr=FAST, progress=False)
+    first = cache.build_cache(data_dir, tmp_path, representation=FAST, progress=False)
 
     def fail(task):
         raise AssertionError("a complete cache must not be recomputed")
 
     monkeypatch.setattr(cache, "_compute_chunk", fail)
-    assert cache.build_cache(data_dir, tmp_path, repr=FAST, progress=False) == first
+    assert cache.build_cache(data_dir, tmp_path, representation=FAST, progress=False) == first
     monkeypatch.undo()
 
-    as_float32 = cache.build_cache(data_dir, tmp_path, repr=FAST, progress=False, dtype="float32")
+    as_float32 = cache.build_cache(data_dir, tmp_path, representation=FAST, progress=False, dtype="float32")
     assert as_float32 != first
     changed = _copy(data_dir, tmp_path / "changed")
     df = pd.read_csv(changed / "train.csv")
     df.iloc[1:].to_csv(changed / "train.csv", index=False)
-    other = cache.build_cache(changed, tmp_path, repr=FAST, progress=False)
+    other = cache.build_cache(changed, tmp_path, representation=FAST, progress=False)
     assert other != first and len(cache.open_cache(other)) == len(df) - 1
 
 
@@ -109,7 +109,7 @@ def test_interrupted_build_resumes(data_dir, tmp_path, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(cache, "compute_representation", flaky)
-    build = dict(repr=FAST, progress=False, chunk_windows=8)
+    build = dict(representation=FAST, progress=False, chunk_windows=8)
     with pytest.raises(RuntimeError, match="killed"):
         cache.build_cache(data_dir, tmp_path / "a", **build)
     (path,) = (tmp_path / "a").iterdir()
@@ -125,7 +125,7 @@ def test_interrupted_build_resumes(data_dir, tmp_path, monkeypatch):
     assert cache.build_cache(data_dir, tmp_path / "a", **build) == path
     assert len(calls) == n_chunks - 1  # the finished chunk was not recomputed
     resumed = cache.open_cache(path)
-    clean = cache.open_cache(cache.build_cache(data_dir, tmp_path / "b", repr=FAST, progress=False))
+    clean = cache.open_cache(cache.build_cache(data_dir, tmp_path / "b", representation=FAST, progress=False))
     assert_array_equal(resumed.features, clean.features)
     assert not (path / "chunks").exists()
 
@@ -136,14 +136,14 @@ def test_damaged_incomplete_cache_restarts(data_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(cache, "compute_representation", killed)
     with pytest.raises(RuntimeError):
-        cache.build_cache(data_dir, tmp_path, repr=FAST, progress=False)
+        cache.build_cache(data_dir, tmp_path, representation=FAST, progress=False)
     monkeypatch.undo()
     (path,) = tmp_path.iterdir()
     with open(path / "features.npy", "r+b") as f:
         f.truncate(100)  # a half-written file
     (path / "chunks" / f"0-{10**6}.done").touch()  # and a stale marker
-    (path / "config.json").write_text(json.dumps({"repr": "other"}))
-    assert cache.build_cache(data_dir, tmp_path, repr=FAST, progress=False) == path
+    (path / "config.json").write_text(json.dumps({"representation": "other"}))
+    assert cache.build_cache(data_dir, tmp_path, representation=FAST, progress=False) == path
     ids, expected = _reference(data_dir, FAST)
     opened = cache.open_cache(path)
     assert_allclose(
@@ -152,15 +152,16 @@ def test_damaged_incomplete_cache_restarts(data_dir, tmp_path, monkeypatch):
 
 
 def test_worker_processes_give_identical_features(data_dir, tmp_path):
-    one = cache.open_cache(cache.build_cache(data_dir, tmp_path / "one", repr=FAST, progress=False))
+    one = cache.open_cache(cache.build_cache(data_dir, tmp_path / "one", representation=FAST, progress=False))
     two = cache.build_cache(
-        data_dir, tmp_path / "two", repr=FAST, workers=2, chunk_windows=8, progress=False
+        data_dir, tmp_path / "two", representation=FAST, workers=2, chunk_windows=8, progress=False
     )
     assert_array_equal(cache.open_cache(two).features, one.features)
 
 
 def test_cli_and_errors(data_dir, tmp_path, capsys):
     argv = [
+        "preprocess",
         str(data_dir),
         "--out",
         str(tmp_path),
@@ -170,28 +171,33 @@ def test_cli_and_errors(data_dir, tmp_path, capsys):
         "1",
         "--no-progress",
     ]
-    assert cache.main(argv) == 0
+    assert cli.main(argv) == 0
     printed = capsys.readouterr().out
     assert f"train-{FAST}-" in printed and "windows" in printed
-    with pytest.raises(SystemExit):
-        cache.main([str(data_dir), "--out", str(tmp_path), "--repr", "nope"])
-    assert cache.main([str(tmp_path / "missing"), "--out", str(tmp_path)]) == 1
-    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["preprocess", str(data_dir), "--out", str(tmp_path), "--repr", "nope"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
+    # a missing data folder is bad input: exit 2 with one line naming it
+    assert cli.main(["preprocess", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hms preprocess: error: ") and "does not exist" in err
+    assert len(err.strip().splitlines()) == 1
 
     broken = _copy(data_dir, tmp_path / "broken")
     df = pd.read_csv(broken / "train.csv")
     (broken / "train_eegs" / f"{df['eeg_id'].iloc[0]}.parquet").unlink()
     with pytest.raises(FileNotFoundError, match=f"{df['eeg_id'].iloc[0]}.parquet"):
-        cache.build_cache(broken, tmp_path, repr=FAST, progress=False)
+        cache.build_cache(broken, tmp_path, representation=FAST, progress=False)
     df.loc[0, "eeg_label_offset_seconds"] = 1e6
     df.to_csv(broken / "train.csv", index=False)
     shutil.copy(data_dir / "train_eegs" / f"{df['eeg_id'].iloc[0]}.parquet", broken / "train_eegs")
-    with pytest.raises(ValueError, match=r"\.parquet: EEG window \[200000000"):
-        cache.build_cache(broken, tmp_path, repr=FAST, progress=False)
+    with pytest.raises(ValueError, match=r"train_eegs/\d+\.parquet: window \[200000000, 200010000\) does not fit"):
+        cache.build_cache(broken, tmp_path, representation=FAST, progress=False)
     pd.concat([df, df.iloc[:1]]).to_csv(broken / "train.csv", index=False)
     with pytest.raises(ValueError, match="duplicate label_id"):
-        cache.build_cache(broken, tmp_path, repr=FAST, progress=False)
+        cache.build_cache(broken, tmp_path, representation=FAST, progress=False)
     with pytest.raises(ValueError, match="unknown representation"):
-        cache.build_cache(data_dir, tmp_path, repr="nope")
+        cache.build_cache(data_dir, tmp_path, representation="nope")
     with pytest.raises(FileNotFoundError, match="incomplete|does not exist"):
         cache.open_cache(tmp_path / "nothing")

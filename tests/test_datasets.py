@@ -11,9 +11,8 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
 from hmslib import io
-from hmslib.constants import VOTE_COLUMNS
+from hmslib.constants import TARGET_COLUMNS, VOTE_COLUMNS
 from hmslib.datasets import (
-    TARGET_COLUMNS,
     CacheDataset,
     RawWindowDataset,
     epoch_batches,
@@ -86,7 +85,7 @@ def test_training_units_by_group_eeg_and_window():
     assert_allclose(
         windows[list(TARGET_COLUMNS)].to_numpy(), vote_targets(np.asarray(votes), smoothing=0.5)
     )
-    with pytest.raises(ValueError, match="by must be one of"):
+    with pytest.raises(ValueError, match=r"unknown training unit 'patient'; expected one of \['group', 'eeg', 'window'\]"):
         training_units(df, by="patient")
 
 
@@ -157,9 +156,9 @@ def test_raw_window_dataset_shift_recuts_inside_the_recording(tiny):
 
 def test_cache_dataset_reads_the_cached_rows_in_request_order(tiny, tmp_path):
     from hmslib.cache import build_cache, open_cache
-    from hmslib.spectrogram import compute_representation
+    from hmslib.representations import compute_representation
 
-    cache = open_cache(build_cache(tiny, tmp_path / "cache", repr="chain_mel", progress=False))
+    cache = open_cache(build_cache(tiny, tmp_path / "cache", representation="chain_mel", progress=False))
     df = io.read_train_csv(tiny)
     units = training_units(df, by="group")
     ds = CacheDataset(cache.path, units, seed=4)

@@ -1,4 +1,4 @@
-"""The main job end to end on the quick profile, then inference, the CLI and the Kaggle bundle on it.
+"""The main job end to end on the quick profile, then prediction, the CLI and the Kaggle bundle on it.
 
 The quick run is written to ``outputs/quick`` (fresh each session), where the notebook tests
 (``HMS_PROFILE=quick pytest --nbval-lax notebooks``, run by ``make test`` after this) find it.
@@ -14,8 +14,9 @@ import pandas as pd
 import papermill
 import pytest
 
-from hmslib import bundle, cli, inference, io, pipeline
-from hmslib.constants import VOTE_COLUMNS
+from hmslib import bundle, cli, io, pipeline, predict
+from hmslib.config import get_profile
+from hmslib.constants import CLASSES, TIMELINE_COLUMNS, VOTE_COLUMNS
 from hmslib.ensemble import load_ensemble
 
 RUN = pipeline.repo_root() / "outputs" / "quick"
@@ -29,9 +30,10 @@ def quick_run():
 
 
 def test_run_writes_every_output(quick_run):
-    prof = pipeline.get_profile("quick")
+    prof = get_profile("quick")
     executed = {p.stem for p in (quick_run / "notebooks").glob("*.ipynb")}
-    assert {"01_eda", "02_preprocess", "04_oof_analysis", "05_ensemble", "06_submission"} <= executed
+    assert {"01_eda", "02_preprocess", "04_oof_analysis", "05_ensemble", "06_submission",
+            "07_score_recording"} <= executed  # fmt: skip
     for spec in prof.models:
         for k in range(prof.n_folds):
             assert (quick_run / "models" / spec.name / f"fold{k}.pt").is_file()
@@ -41,15 +43,20 @@ def test_run_writes_every_output(quick_run):
     assert set(ensemble.models) <= {m.name for m in prof.models}
     data = quick_run / "data"
     submission = pd.read_csv(quick_run / "submission.csv")
-    inference.check_submission(submission, io.read_sample_submission(data))
+    predict.check_submission(submission, io.read_sample_submission(data))
     assert len(submission) == len(io.read_test_csv(data))
+    # 07_score_recording scored the example recording with the run's ensemble
+    timeline = pd.read_csv(quick_run / "recordings" / "example" / "timeline.csv")
+    assert len(timeline) > 0 and list(timeline.columns) == list(TIMELINE_COLUMNS)
+    np.testing.assert_allclose(timeline[list(CLASSES)].sum(axis=1), 1.0, atol=1e-5)
+    assert (quick_run / "recordings" / "example" / "timeline.png").is_file()
     figures = {p.name for p in (quick_run / "figures").glob("*.png")}
     assert {"votes.png", "class_examples.png", "filter_response.png", "oof_kl_by_group.png"} <= figures
 
 
 def test_kl_table_has_prior_floor_models_and_ensemble(quick_run):
     table = pd.read_csv(quick_run / "kl_table.csv").set_index("model")
-    names = [m.name for m in pipeline.get_profile("quick").models]
+    names = [m.name for m in get_profile("quick").models]
     assert {"prior", "floor", *names} <= set(table.index)
     assert any(i.startswith("ensemble") for i in table.index)
     assert table.loc["floor", "test_kl"] < table.loc["prior", "test_kl"]
@@ -80,7 +87,7 @@ def test_submission_notebook_on_real_public_test(quick_run, hms_samples, tmp_pat
         kernel_name="python3", progress_bar=False,
     )  # fmt: skip
     submission = pd.read_csv(out)
-    inference.check_submission(submission, io.read_sample_submission(hms_samples))
+    predict.check_submission(submission, io.read_sample_submission(hms_samples))
     assert submission.eeg_id.tolist() == [3911565283]
 
 
@@ -91,7 +98,7 @@ def test_predict_refuses_missing_fold(quick_run, tmp_path):
     model = load_ensemble(run / "ensemble.json").models[0]
     (run / "models" / model / "fold1.pt").unlink()
     with pytest.raises(FileNotFoundError, match=rf"model '{model}' was trained with \d folds but \['fold1\.pt'\]"):
-        inference.predict(quick_run / "data", run)
+        predict.predict_folder(quick_run / "data", run)
 
 
 def test_bundle_runs_offline_in_a_kaggle_layout(quick_run, tmp_path, monkeypatch):
@@ -121,8 +128,8 @@ def test_bundle_runs_offline_in_a_kaggle_layout(quick_run, tmp_path, monkeypatch
                     "submission_path": str(working / "submission.csv")},
         kernel_name="python3", progress_bar=False, cwd=str(working),
     )  # fmt: skip
-    assert (working / "hmslib_pkg" / "hmslib" / "inference.py").is_file()
+    assert (working / "hmslib_pkg" / "hmslib" / "predict.py").is_file()
     submission = pd.read_csv(working / "submission.csv")
-    inference.check_submission(submission, io.read_sample_submission(competition))
+    predict.check_submission(submission, io.read_sample_submission(competition))
     expected = pd.read_csv(quick_run / "submission.csv")
     np.testing.assert_allclose(submission[list(VOTE_COLUMNS)], expected[list(VOTE_COLUMNS)], atol=1e-5)

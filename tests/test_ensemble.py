@@ -17,8 +17,7 @@ from scipy.optimize import check_grad
 from scipy.special import rel_entr
 
 from hmslib import ensemble
-from hmslib.analysis import PRED_COLUMNS
-from hmslib.constants import VOTE_COLUMNS
+from hmslib.constants import PRED_COLUMNS, VOTE_COLUMNS
 from hmslib.ensemble import Ensemble
 
 
@@ -272,7 +271,7 @@ VALID = {
         ({"models": ["a", ""]}, "non-empty list of model names"),
         ({"models": ["a", "a"]}, "repeats names"),
         ({"bias": [0.0] * 5}, "'bias' must be null or 6 finite numbers"),
-        ({"method": "median"}, "unknown method 'median'"),
+        ({"method": "median"}, "unknown ensemble method 'median'; expected one of"),
         ({"oof_kl": -1}, "'oof_kl' must be null or a non-negative number"),
         ({"extra": 1}, "expected an object with keys"),
     ],

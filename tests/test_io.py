@@ -56,6 +56,40 @@ def test_spectrogram_window_follows_time_column(hms_samples, offset):
     np.testing.assert_array_equal(window[0], rows[[c for c in table.columns if c.startswith("LL_")]].to_numpy(np.float32).T)
 
 
+
+def test_eeg_windows_stack_the_single_windows(hms_samples):
+    eeg = io.load_eeg(hms_samples, 1628180742)
+    offsets = [0.0, 6.0, 24.5, 40.0]
+    windows = io.eeg_windows(eeg, offsets)
+    assert windows.shape == (4, 20, 10000) and windows.dtype == np.float32
+    for window, offset in zip(windows, offsets, strict=True):
+        start = int(round(offset * 200))
+        np.testing.assert_array_equal(window, eeg[:, start : start + 10000])
+    windows[0, 0, 0] += 1  # a copy, not a view of the recording
+    assert eeg[0, 0] != windows[0, 0, 0]
+
+
+def test_eeg_windows_clip_or_refuse_windows_outside(hms_samples):
+    eeg = io.load_eeg(hms_samples, 1628180742)
+    clipped = io.eeg_windows(eeg, [-3.0, 45.0], clip=True)
+    np.testing.assert_array_equal(clipped[0], eeg[:, :10000])
+    np.testing.assert_array_equal(clipped[1], eeg[:, 8000:18000])
+    with pytest.raises(ValueError, match=r"1628180742\.parquet: window \[9000, 19000\) does not fit.*18000"):
+        io.eeg_windows(eeg, [0.0, 45.0], source="1628180742.parquet")
+    with pytest.raises(ValueError, match=r"EEG: window \[-200, 9800\)"):
+        io.eeg_windows(eeg, [-1.0])
+
+
+def test_spectrogram_windows_stack_the_single_windows(hms_samples):
+    spec = io.load_spectrogram(hms_samples, 353733)
+    offsets = [0.0, 6.0, 7.0, 38.0]
+    windows = io.spectrogram_windows(spec, offsets)
+    assert windows.shape == (4, 4, 100, 300)
+    for window, offset in zip(windows, offsets, strict=True):
+        np.testing.assert_array_equal(window, io.spectrogram_window(spec, offset))
+    with pytest.raises(ValueError, match=r"353733: window .* does not fit"):
+        io.spectrogram_windows(spec, [0.0, 100.0], source="353733")
+
 def test_test_spectrogram_with_int_time(hms_samples):
     spec = io.load_spectrogram(hms_samples, 853520, split="test")
     assert spec.shape == (4, 100, 300)
@@ -182,10 +216,3 @@ def test_check_data_dir_lists_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"missing \['train_eegs', 'train_spectrograms'\]"):
         io.check_data_dir(tmp_path)
 
-
-def test_atomic_path_leaves_nothing_on_failure(tmp_path):
-    target = tmp_path / "out.csv"
-    with pytest.raises(RuntimeError), io.atomic_path(target) as tmp:
-        tmp.write_text("half")
-        raise RuntimeError("interrupted")
-    assert not target.exists() and list(tmp_path.iterdir()) == []

@@ -46,6 +46,16 @@ def test_vote_probabilities_rejects_empty_rows():
         labels.vote_probabilities(df)
 
 
+def test_vote_probabilities_rejects_negative_and_missing_votes():
+    df = pd.DataFrame({c: [2, 1] if c == "gpd_vote" else [0, 1] for c in VOTE_COLUMNS})
+    df.loc[1, "gpd_vote"] = -1
+    with pytest.raises(ValueError, match=r"label table: negative votes .*row 1 gpd_vote=-1"):
+        labels.vote_probabilities(df)
+    df.loc[1, "gpd_vote"] = np.nan
+    with pytest.raises(ValueError, match=r"label table: missing or infinite votes .*row 1 gpd_vote=nan"):
+        labels.vote_probabilities(df)
+
+
 def test_high_agreement_and_groups():
     df = pd.DataFrame({c: [3, 12, 0] if c == "other_vote" else [0, 0, 25] for c in VOTE_COLUMNS})
     assert labels.high_agreement(df).index.tolist() == [1, 2]

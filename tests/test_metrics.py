@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from hmslib.constants import VOTE_COLUMNS
-from hmslib.metrics import kaggle_kl, kl_per_class
+from hmslib.metrics import kaggle_kl, kl_per_class, kl_split
 
 
 def test_hand_worked_example():
@@ -85,3 +85,29 @@ def test_errors():
         kaggle_kl(np.ones((2, 6)), np.ones((2, 5)))
     with pytest.raises(ValueError, match="submission misses columns"):
         kaggle_kl(sol, sol.drop(columns=["gpd_vote"]))
+    with pytest.raises(ValueError, match=r"solution: negative votes .*row 1 lpd_vote=-1"):
+        kaggle_kl(np.array([[1, 0, 0, 0, 0, 0], [1, -1, 0, 0, 0, 0]]), np.full((2, 6), 1 / 6))
+    with pytest.raises(ValueError, match=r"solution: rows \[0\] have no votes"):
+        kaggle_kl(np.zeros((1, 6)), np.full((1, 6), 1 / 6))
+
+
+def test_kl_split_matches_reference_on_each_part():
+    rng = np.random.default_rng(3)
+    votes = rng.integers(0, 6, size=(40, 6))
+    votes[:, 5] += 1
+    votes[::3] *= 4  # some rows with >= 10 votes, some without
+    preds = rng.dirichlet(np.ones(6), size=40)
+    many = votes.sum(axis=1) >= 10
+    assert 0 < many.sum() < 40
+    kl_many, kl_all, n_many = kl_split(votes, preds)
+    assert n_many == int(many.sum())
+    assert kl_all == pytest.approx(_reference(votes, preds), rel=1e-12)
+    assert kl_many == pytest.approx(_reference(votes[many], preds[many]), rel=1e-12)
+    strict = votes.sum(axis=1) >= 20
+    kl_20, _, n_20 = kl_split(votes, preds, min_votes=20)
+    assert n_20 == int(strict.sum())
+    assert kl_20 == pytest.approx(_reference(votes[strict], preds[strict]), rel=1e-12)
+    few = np.ones((3, 6), dtype=int)
+    kl_none, kl_few, n_none = kl_split(few, np.full((3, 6), 1 / 6))
+    assert math.isnan(kl_none) and n_none == 0
+    assert kl_few == pytest.approx(0.0, abs=1e-12)

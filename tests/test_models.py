@@ -14,9 +14,12 @@ import torch.nn.functional as F
 from numpy.testing import assert_allclose
 from safetensors.torch import save_file
 
-from hmslib import models
-from hmslib.models import GeM, ModelConfig, build_model, load_efficientnet_lite_imagenet
-from hmslib.spectrogram import representation_info
+from hmslib import weights
+from hmslib.checkpoints import read_checkpoint, save_checkpoint
+from hmslib.config import Environment, Recipe, TrainConfig
+from hmslib.models import GeM, ModelConfig, build_model
+from hmslib.representations import representation_info
+from hmslib.weights import load_efficientnet_lite_imagenet
 
 # --------------------------------------------------------------------------------------------------
 # GeM
@@ -100,19 +103,19 @@ def _all_params_get_gradients(model: torch.nn.Module, x: torch.Tensor) -> list[s
     return [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
 
 
-@pytest.mark.parametrize("in_chans", [1, 4, 8])
-def test_image_model_shapes_for_any_channel_count(in_chans):
-    model = build_model(ModelConfig(backbone="tf_efficientnet_lite0", in_chans=in_chans)).eval()
+@pytest.mark.parametrize("n_chans", [1, 4, 8])
+def test_image_model_shapes_for_any_channel_count(n_chans):
+    model = build_model(ModelConfig(backbone="tf_efficientnet_lite0", n_chans=n_chans)).eval()
     with torch.no_grad():
-        out = model(torch.randn(2, in_chans, 32, 64))
+        out = model(torch.randn(2, n_chans, 32, 64))
     assert out.shape == (2, 6) and torch.isfinite(out).all()
-    with pytest.raises(ValueError, match=rf"expected images \(batch, {in_chans}, H, W\)"):
-        model(torch.randn(2, in_chans + 1, 32, 64))
+    with pytest.raises(ValueError, match=rf"expected images \(batch, {n_chans}, H, W\)"):
+        model(torch.randn(2, n_chans + 1, 32, 64))
 
 
 @pytest.mark.parametrize("backbone", ["tf_efficientnet_lite0", "resnet18", "convnext_nano"])
 def test_image_model_trains_every_parameter(backbone):
-    model = build_model(ModelConfig(backbone=backbone, in_chans=4))
+    model = build_model(ModelConfig(backbone=backbone, n_chans=4))
     x = torch.randn(2, 4, 32, 64)
     assert model(x).shape == (2, 6)
     assert _all_params_get_gradients(model, x) == []  # DDP needs every parameter used
@@ -123,7 +126,7 @@ def test_image_model_trains_every_parameter(backbone):
     [("wavenet1d", 16, "gru"), ("wavenet1d", 18, "gem"), ("resnet1d", 18, "gru")],
 )
 def test_raw_model_shapes(backbone, n_chans, temporal):
-    config = ModelConfig(kind="raw", backbone=backbone, in_chans=n_chans, temporal=temporal)
+    config = ModelConfig(kind="raw", backbone=backbone, n_chans=n_chans, temporal=temporal)
     model = build_model(config)
     x = torch.randn(2, n_chans, 10_000)
     out = model(x)
@@ -135,16 +138,16 @@ def test_raw_model_shapes(backbone, n_chans, temporal):
 
 
 def test_inputs_come_from_the_representation():
-    image = ModelConfig(repr="chain_mel", backbone="resnet18")
+    image = ModelConfig(representation="chain_mel", backbone="resnet18")
     shape = representation_info("chain_mel").shape
     assert build_model(image)(torch.randn(1, *shape)).shape == (1, 6)
-    raw = build_model(ModelConfig(kind="raw", backbone="wavenet1d", repr="bipolar_raw"))
+    raw = build_model(ModelConfig(kind="raw", backbone="wavenet1d", representation="bipolar_raw"))
     assert (raw.n_chans, raw.n_times) == representation_info("bipolar_raw").shape
-    with pytest.raises(ValueError, match=r"in_chans=3 but representation 'chain_mel' has 4"):
-        build_model(ModelConfig(repr="chain_mel", in_chans=3))
+    with pytest.raises(ValueError, match=r"n_chans=3 but representation 'chain_mel' has 4"):
+        build_model(ModelConfig(representation="chain_mel", n_chans=3))
     with pytest.raises(ValueError, match=r"'bipolar_raw' is of kind 'raw'.*kind='image'"):
-        build_model(ModelConfig(repr="bipolar_raw"))
-    with pytest.raises(ValueError, match="set repr .* or in_chans"):
+        build_model(ModelConfig(representation="bipolar_raw"))
+    with pytest.raises(ValueError, match="set representation .* or n_chans"):
         build_model(ModelConfig())
 
 
@@ -156,9 +159,9 @@ def test_inputs_come_from_the_representation():
 @pytest.mark.parametrize(
     "config",
     [
-        ModelConfig(name="r", kind="raw", backbone="resnet1d", in_chans=16, n_times=4000,
+        ModelConfig(name="r", kind="raw", backbone="resnet1d", n_chans=16, n_times=4000,
                     widths=(4, 8), strides=(8, 4), dilations=(1, 3), hidden=16, output="entmax15"),
-        ModelConfig(name="img", backbone="resnet18", in_chans=2, gem_p=4.0, drop_rate=0.3),
+        ModelConfig(name="img", backbone="resnet18", n_chans=2, gem_p=4.0, drop_rate=0.3),
     ],
 )  # fmt: skip
 def test_config_json_round_trip_rebuilds_identical_model(config):
@@ -166,7 +169,7 @@ def test_config_json_round_trip_rebuilds_identical_model(config):
     assert restored == config
     first, second = build_model(config).eval(), build_model(restored).eval()
     second.load_state_dict(first.state_dict())
-    x = torch.randn(3, config.in_chans, *((32, 32) if config.kind == "image" else (4000,)))
+    x = torch.randn(3, config.n_chans, *((32, 32) if config.kind == "image" else (4000,)))
     with torch.no_grad():
         assert torch.equal(first(x), second(x))
 
@@ -174,7 +177,7 @@ def test_config_json_round_trip_rebuilds_identical_model(config):
 def test_config_rejects_unknown_keys_and_values():
     with pytest.raises(ValueError, match=r"unknown keys \['widht'\]"):
         ModelConfig.from_dict({**ModelConfig().to_dict(), "widht": 3})
-    with pytest.raises(ValueError, match="output must be one of"):
+    with pytest.raises(ValueError, match=r"unknown ModelConfig.output 'sigmoid'; expected one of \['softmax', 'entmax15'\]"):
         ModelConfig(output="sigmoid")
     with pytest.raises(ValueError, match="kernel_size must be odd"):
         ModelConfig(kind="raw", backbone="wavenet1d", kernel_size=4)
@@ -182,11 +185,11 @@ def test_config_rejects_unknown_keys_and_values():
 
 
 def test_unknown_backbone_lists_close_names():
-    with pytest.raises(ValueError, match=r"unknown image backbone 'resnet19'.*'resnet18'"):
+    with pytest.raises(ValueError, match=r"unknown backbone 'resnet19'; close names: \[.*'resnet18'"):
         ModelConfig(backbone="resnet19")
-    with pytest.raises(ValueError, match=r"unknown image backbone 'efficientnet_b00'.*'efficientnet_b0'"):
+    with pytest.raises(ValueError, match=r"unknown backbone 'efficientnet_b00'; close names: \[.*'efficientnet_b0'"):
         ModelConfig(backbone="efficientnet_b00")
-    with pytest.raises(ValueError, match=r"unknown raw backbone 'wavenet'.*'wavenet1d'"):
+    with pytest.raises(ValueError, match=r"unknown backbone 'wavenet'; close names: \[.*'wavenet1d'"):
         ModelConfig(kind="raw", backbone="wavenet")
     with pytest.raises(ValueError, match=r"'resnet18' is for kind='image'"):
         ModelConfig(kind="raw", backbone="resnet18")
@@ -218,7 +221,7 @@ def no_download(monkeypatch):
 def test_pretrained_path_missing_names_the_file(tmp_path, no_download):
     missing = tmp_path / "nope" / "weights.pt"
     with pytest.raises(FileNotFoundError, match=r"nope/weights\.pt"):
-        build_model(ModelConfig(backbone="resnet18", in_chans=3, pretrained_path=str(missing)))
+        build_model(ModelConfig(backbone="resnet18", n_chans=3, pretrained_path=str(missing)))
     assert no_download == []
 
 
@@ -226,10 +229,10 @@ def test_pretrained_path_loads_timm_naming_and_adapts_stem(tmp_path, no_download
     source = timm.create_model("resnet18", pretrained=False).state_dict()  # 3-channel, 1000 classes
     path = tmp_path / "resnet18.safetensors"
     save_file(source, path)
-    rgb = build_model(ModelConfig(backbone="resnet18", in_chans=3, pretrained_path=str(path)))
+    rgb = build_model(ModelConfig(backbone="resnet18", n_chans=3, pretrained_path=str(path)))
     for key, value in rgb.backbone.state_dict().items():
         assert torch.equal(value, source[key]), key
-    gray = build_model(ModelConfig(backbone="resnet18", in_chans=1, pretrained_path=str(path)))
+    gray = build_model(ModelConfig(backbone="resnet18", n_chans=1, pretrained_path=str(path)))
     # timm's rule for a 1-channel stem: the sum of the RGB filters
     stem = source["conv1.weight"]
     assert_allclose(gray.backbone.conv1.weight.detach().numpy(), stem.sum(1, keepdim=True).numpy(),
@@ -238,11 +241,14 @@ def test_pretrained_path_loads_timm_naming_and_adapts_stem(tmp_path, no_download
 
 
 def test_pretrained_path_from_hmslib_checkpoint_skips_head(tmp_path, no_download):
-    config = ModelConfig(kind="raw", backbone="wavenet1d", in_chans=16)
+    config = ModelConfig(kind="raw", backbone="wavenet1d", representation="bipolar_raw", n_chans=16)
     trained = build_model(config)
     path = tmp_path / "fold0.pt"
-    torch.save({"model_config": config.to_dict(), "state_dict": trained.state_dict()}, path)
-    model = build_model(ModelConfig(kind="raw", backbone="wavenet1d", in_chans=16,
+    # a best-model checkpoint as training writes it (format, train_config, state_dict, ...)
+    train_config = TrainConfig(Recipe(model=config), Environment(data_dir=str(tmp_path)))
+    save_checkpoint({"train_config": train_config.to_dict(), "state_dict": trained.state_dict()}, path)
+    assert read_checkpoint(path)["train_config"].model == config
+    model = build_model(ModelConfig(kind="raw", backbone="wavenet1d", n_chans=16,
                                     n_outputs=3, pretrained_path=str(path)))  # fmt: skip
     reference = trained.state_dict()
     for key, value in model.state_dict().items():
@@ -257,21 +263,21 @@ def test_pretrained_path_that_does_not_fit_raises(tmp_path, no_download):
     path = tmp_path / "cut.pt"
     torch.save(source, path)
     with pytest.raises(ValueError, match=r"(?s)cut\.pt: weights do not fit.*layer1\.0\.bn1\.running_var"):
-        build_model(ModelConfig(backbone="resnet18", in_chans=3, pretrained_path=str(path)))
+        build_model(ModelConfig(backbone="resnet18", n_chans=3, pretrained_path=str(path)))
     torch.save({"state_dict": source, "oof": np.zeros(3)}, path)
     with pytest.raises(ValueError, match=r"cut\.pt: holds more than tensors"):
-        build_model(ModelConfig(backbone="resnet18", in_chans=3, pretrained_path=str(path)))
+        build_model(ModelConfig(backbone="resnet18", n_chans=3, pretrained_path=str(path)))
     with pytest.raises(ValueError, match="no public pretrained weights"):
-        build_model(ModelConfig(kind="raw", backbone="wavenet1d", in_chans=16, pretrained=True))
+        build_model(ModelConfig(kind="raw", backbone="wavenet1d", n_chans=16, pretrained=True))
 
 
 def test_hf_hub_offline_is_respected(tmp_path, monkeypatch, no_download):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(RuntimeError, match=r"HF_HUB_OFFLINE.*pretrained_path"):
-        build_model(ModelConfig(backbone="resnet18", in_chans=3, pretrained=True))
+        build_model(ModelConfig(backbone="resnet18", n_chans=3, pretrained=True))
     with pytest.raises(RuntimeError, match=r"pretrained_path.*tf_efficientnet_lite0/1/2"):
-        build_model(ModelConfig(backbone="efficientnet_b0", in_chans=3, pretrained=True))
+        build_model(ModelConfig(backbone="efficientnet_b0", n_chans=3, pretrained=True))
     # weights already in the local hub cache are used without network
     repo = timm.create_model("resnet18", pretrained=False).pretrained_cfg["hf_hub_id"]
     folder = tmp_path / "hub" / f"models--{repo.replace('/', '--')}"
@@ -280,7 +286,7 @@ def test_hf_hub_offline_is_respected(tmp_path, monkeypatch, no_download):
     (folder / "snapshots" / "abc123").mkdir(parents=True)
     source = timm.create_model("resnet18", pretrained=False).state_dict()
     save_file(source, folder / "snapshots" / "abc123" / "model.safetensors")
-    model = build_model(ModelConfig(backbone="resnet18", in_chans=3, pretrained=True))
+    model = build_model(ModelConfig(backbone="resnet18", n_chans=3, pretrained=True))
     assert torch.equal(model.backbone.layer4[1].conv2.weight, source["layer4.1.conv2.weight"])
     assert no_download == []
 
@@ -342,14 +348,14 @@ def test_lite_conversion_is_cached_and_used_by_build_model(use_lite_cache, monke
     assert all(torch.equal(cached[k], v) for k, v in converted.items())
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    rgb = build_model(ModelConfig(backbone="tf_efficientnet_lite0", in_chans=3, pretrained=True))
+    rgb = build_model(ModelConfig(backbone="tf_efficientnet_lite0", n_chans=3, pretrained=True))
     for key, value in rgb.backbone.state_dict().items():
         assert torch.equal(value, converted[key]), key
     # the stem of other channel counts follows timm's rule, computed here from the package itself
-    one = build_model(ModelConfig(backbone="tf_efficientnet_lite0", in_chans=1, pretrained=True))
+    one = build_model(ModelConfig(backbone="tf_efficientnet_lite0", n_chans=1, pretrained=True))
     assert_allclose(one.backbone.conv_stem.weight.detach().numpy(),
                     stem.sum(1, keepdim=True).numpy(), rtol=1e-6)  # fmt: skip
-    four = build_model(ModelConfig(backbone="tf_efficientnet_lite0", in_chans=4, pretrained=True))
+    four = build_model(ModelConfig(backbone="tf_efficientnet_lite0", n_chans=4, pretrained=True))
     expected = stem[:, [0, 1, 2, 0]] * 3 / 4
     assert_allclose(four.backbone.conv_stem.weight.detach().numpy(), expected.numpy(), rtol=1e-6)
     assert no_download == []
@@ -363,15 +369,15 @@ def test_lite_conversion_refuses_tampered_state_dicts():
     dropped = dict(source)
     del dropped["_blocks.3._bn1.bias"]
     with pytest.raises(ValueError, match="246 tensors but timm's model has 247"):
-        models._convert_lite_state_dict(dropped, target, origin="tampered")
+        weights._convert_lite_state_dict(dropped, target, origin="tampered")
 
     reshaped = dict(source)
     reshaped["_blocks.3._depthwise_conv.weight"] = reshaped["_blocks.3._depthwise_conv.weight"][:-1]
     with pytest.raises(ValueError, match=r"_blocks\.3\._depthwise_conv\.weight.*refusing"):
-        models._convert_lite_state_dict(reshaped, target, origin="tampered")
+        weights._convert_lite_state_dict(reshaped, target, origin="tampered")
 
     keys = list(source)
     i, j = keys.index("_bn0.weight"), keys.index("_bn0.bias")
     keys[i], keys[j] = keys[j], keys[i]  # same shapes, shifted order
     with pytest.raises(ValueError, match=r"'_bn0\.bias' does not correspond to timm's 'bn1\.weight'"):
-        models._convert_lite_state_dict({k: source[k] for k in keys}, target, origin="tampered")
+        weights._convert_lite_state_dict({k: source[k] for k in keys}, target, origin="tampered")

@@ -11,7 +11,7 @@ import json
 import nbformat
 import pytest
 
-from hmslib import pipeline
+from hmslib import config, pipeline
 
 
 def _notebook(path, body: str) -> None:
@@ -31,15 +31,15 @@ def fake_notebooks(tmp_path, monkeypatch):
         _notebook(folder / f"{name}.ipynb", f"from pathlib import Path\n"
                   f"Path(run_dir, 'ran.txt').open('a').write('{name}\\n')")  # fmt: skip
     monkeypatch.setattr(pipeline, "notebooks_dir", lambda: folder)
-    tiny = pipeline.Profile("tiny", "demo", 3, 2, (pipeline.ModelSpec("m1", "resnet18", "public_notebook"),))
-    monkeypatch.setitem(pipeline.PROFILES, "tiny", tiny)
+    tiny = config.Profile("tiny", "demo", 3, 2, (config.ModelSpec("m1", "resnet18", "public_notebook"),))
+    monkeypatch.setitem(config.PROFILES, "tiny", tiny)
     data = tmp_path / "data"
     data.mkdir()
     return folder, data
 
 
 def test_plan_covers_every_model_and_fold(tmp_path):
-    prof = pipeline.get_profile("quick")
+    prof = config.get_profile("quick")
     steps = pipeline.plan_steps(prof, tmp_path / "d", tmp_path / "r", prof.models)
     train = [s for s in steps if s.notebook == "03_train"]
     assert len(train) == len(prof.models) * prof.n_folds
@@ -47,7 +47,8 @@ def test_plan_covers_every_model_and_fold(tmp_path):
         (m.name, k) for m in prof.models for k in range(prof.n_folds)
     }
     assert [s.notebook for s in steps if s.notebook != "03_train"] == [
-        "01_eda", "02_preprocess", "04_oof_analysis", "05_ensemble", "06_submission"
+        "01_eda", "02_preprocess", "04_oof_analysis", "05_ensemble", "06_submission",
+        "07_score_recording",
     ]
 
 
@@ -58,12 +59,12 @@ def test_rerun_skips_finished_steps(fake_notebooks, tmp_path):
     pipeline.run(data, run_dir, profile="tiny", log=lines.append)
     ran = (run_dir / "ran.txt").read_text().split()
     assert ran == ["01_eda", "02_preprocess", "03_train", "03_train", "04_oof_analysis",
-                   "05_ensemble", "06_submission"]  # fmt: skip
+                   "05_ensemble", "06_submission", "07_score_recording"]  # fmt: skip
     assert (run_dir / "notebooks" / "03_train-m1-fold1.ipynb").is_file()
     lines.clear()
     pipeline.run(data, run_dir, profile="tiny", log=lines.append)
     assert (run_dir / "ran.txt").read_text().split() == ran
-    assert sum("skipped" in line for line in lines) == 7
+    assert sum("skipped" in line for line in lines) == 8
 
 
 def test_failure_names_notebook_and_cell(fake_notebooks, tmp_path):
@@ -87,7 +88,28 @@ def test_run_folder_of_another_profile_is_refused(fake_notebooks, tmp_path):
 
 
 def test_unknown_profile_and_model():
-    with pytest.raises(ValueError, match="unknown profile 'huge'"):
-        pipeline.get_profile("huge")
-    with pytest.raises(ValueError, match=r"unknown models \['vit'\]"):
+    with pytest.raises(ValueError, match=r"unknown profile 'huge'; expected one of \['demo', 'full', 'quick'\]"):
+        config.get_profile("huge")
+    with pytest.raises(ValueError, match=r"unknown model of profile 'quick' 'vit'; expected one of \[.*'wavenet1d'"):
         pipeline.run(profile="quick", models=["vit"])
+
+
+def test_notebook_setup_resolves_folders_and_makes_figures(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.csv").write_text("x\n")  # a data folder given: nothing is generated
+    run = pipeline.notebook_setup(data, tmp_path / "run", profile="quick")
+    assert run == (data, tmp_path / "run", tmp_path / "run" / "figures")
+    assert run.data_dir == data and run.figures.is_dir()
+    assert sorted(p.name for p in data.iterdir()) == ["train.csv"]
+    out = capsys.readouterr().out
+    assert f"data: {data}" in out and f"run:  {tmp_path / 'run'}" in out
+    relative, _ = pipeline.resolve_paths("some/data", tmp_path / "run", profile="quick")
+    assert relative == pipeline.repo_root() / "some" / "data"
+
+
+def test_samples_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("HMS_SAMPLES", str(tmp_path))
+    assert pipeline.samples_dir() == tmp_path
+    monkeypatch.delenv("HMS_SAMPLES")
+    assert pipeline.samples_dir() == pipeline.repo_root().parent / "shared" / "hms-samples"

@@ -4,7 +4,6 @@ definitions (checked with scipy, independently of the generator), the floor, det
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +13,18 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import signal
 
-from hmslib import io, synthetic
-from hmslib.constants import CHAINS, CLASSES, EEG_CHANNELS, VOTE_COLUMNS
+from hmslib import cli, io, synthetic
+from hmslib.constants import (
+    CHAINS,
+    CLASSES,
+    EEG_CHANNELS,
+    SPEC_COLUMNS,
+    SPEC_FREQ_LABELS,
+    VOTE_COLUMNS,
+)
 from hmslib.labels import class_prior
+from hmslib.spectral import kaggle_spectrogram
+from hmslib.synthetic import writer
 
 #: A small data set whose seed gives every class a few high-agreement events (checked in a test).
 FIXTURE = {"preset": "demo", "seed": 13, "n_patients": 12}
@@ -26,19 +34,6 @@ _PAIRS = {
     chain: [(_CH[a], _CH[b]) for a, b in zip(names, names[1:], strict=False)]
     for chain, names in CHAINS.items()
 }
-
-
-def _samples() -> Path:
-    path = Path(
-        os.environ.get(
-            "HMS_SAMPLES", Path(__file__).resolve().parents[1].parent / "shared" / "hms-samples"
-        )
-    )
-    if not (path / "train.csv").is_file():
-        pytest.skip(
-            f"real HMS samples not found at {path} (set HMS_SAMPLES to the hms-samples folder)"
-        )
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +74,8 @@ def _high(events: pd.DataFrame, cls: str, least: int) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("name", ["train.csv", "test.csv", "sample_submission.csv"])
-def test_tables_have_the_competition_schema(data, name):
-    real = pd.read_csv(_samples() / name)
+def test_tables_have_the_competition_schema(data, name, hms_samples):
+    real = pd.read_csv(hms_samples / name)
     mine = pd.read_csv(data / name)
     assert list(mine.columns) == list(real.columns)
     assert mine.dtypes.astype(str).to_dict() == real.dtypes.astype(str).to_dict()
@@ -89,8 +84,8 @@ def test_tables_have_the_competition_schema(data, name):
 @pytest.mark.parametrize(
     "folder", ["train_eegs", "test_eegs", "train_spectrograms", "test_spectrograms"]
 )
-def test_parquet_files_have_the_competition_schema(data, folder):
-    real = pq.read_schema(next((_samples() / folder).glob("*.parquet")))
+def test_parquet_files_have_the_competition_schema(data, folder, hms_samples):
+    real = pq.read_schema(next((hms_samples / folder).glob("*.parquet")))
     files = sorted((data / folder).glob("*.parquet"))
     assert files
     for path in files[:5]:
@@ -99,9 +94,9 @@ def test_parquet_files_have_the_competition_schema(data, folder):
         assert [str(t) for t in schema.types] == [str(t) for t in real.types]
 
 
-def test_spectrogram_columns_are_the_competitions(data):
-    real = pq.read_schema(_samples() / "train_spectrograms" / "353733.parquet").names
-    assert list(synthetic.SPEC_COLUMNS) == real[1:]
+def test_spectrogram_columns_are_the_competitions(hms_samples):
+    real = pq.read_schema(hms_samples / "train_spectrograms" / "353733.parquet").names
+    assert list(SPEC_COLUMNS) == real[1:]
 
 
 def test_test_files_are_50_s_and_600_s(data):
@@ -169,12 +164,12 @@ def test_spectrogram_time_course_lines_up_with_the_eeg(data):
     assert checked >= 3
 
 
-def test_kaggle_spectrogram_matches_a_real_file():
-    samples = _samples()
+def test_kaggle_spectrogram_matches_a_real_file(hms_samples):
+    samples = hms_samples
     eeg = io.load_eeg(samples, 1628180742)
     real = io.load_spectrogram(samples, 353733)
     # the EEG starts at 275 s of its spectrogram; one second of padding aligns the columns (odd seconds)
-    mine = synthetic.kaggle_spectrogram(np.pad(eeg, ((0, 0), (200, 0))))
+    mine = kaggle_spectrogram(np.pad(eeg, ((0, 0), (200, 0))))
     cols = np.arange(2, mine.shape[-1] - 2)
     ref = real[:, :, 137 + cols]
     ours = mine[:, :, cols]
@@ -186,9 +181,9 @@ def test_kaggle_spectrogram_of_a_sine_peaks_at_its_bin():
     t = np.arange(60 * 200) / 200
     eeg = np.zeros((20, len(t)), dtype=np.float32)
     eeg[_CH["Fp1"]] = 50 * np.sin(2 * np.pi * 7.03 * t)
-    spec = synthetic.kaggle_spectrogram(eeg)
+    spec = kaggle_spectrogram(eeg)
     assert spec.shape == (4, 100, 30)
-    peak = synthetic.SPEC_FREQ_LABELS[int(spec[0, :, 15].argmax())]
+    peak = SPEC_FREQ_LABELS[int(spec[0, :, 15].argmax())]
     assert peak == "7.03"
     # Fp1 is in LL and LP only; Parseval: the LL column holds the sine's power / 4 derivations
     assert spec[1].max() < 1e-6 and spec[3].max() < 1e-6
@@ -423,7 +418,7 @@ def test_failure_midway_leaves_nothing(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(synthetic, "_write_session", boom)
+    monkeypatch.setattr(writer, "_write_session", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         synthetic.generate(tmp_path / "out", n_patients=1, progress=False, workers=1)
     assert list(tmp_path.iterdir()) == []
@@ -439,14 +434,14 @@ def test_overwrite_replaces_a_synthetic_set(tmp_path):
 
 def test_cli_writes_and_summarises(tmp_path, capsys):
     out = tmp_path / "cli"
-    assert (
-        synthetic.main([str(out), "--patients", "1", "--seed", "3", "--quiet", "--workers", "1"])
-        == 0
-    )
+    argv = ["synth", str(out), "--patients", "1", "--seed", "3", "--quiet", "--workers", "1"]
+    assert cli.main(argv) == 0
     line = capsys.readouterr().out
     assert "1 patients" in line and "test EEGs" in line and "KL floor" in line
     assert (out / "train.csv").is_file()
-    assert synthetic.main([str(out), "--patients", "1", "--quiet"]) == 2
+    assert cli.main(["synth", str(out), "--patients", "1", "--quiet"]) == 2
     assert "not empty" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        synthetic.main([str(tmp_path / "x"), "--preset", "huge"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["synth", str(tmp_path / "x"), "--preset", "huge"])
+    assert exit_info.value.code == 2
+    assert not (tmp_path / "x").exists()
