@@ -9,7 +9,9 @@ A run folder holds, per model and fold (written by :func:`hmslib.train.fit_fold`
     oof/<name>_fold<k>.parquet         best-epoch predictions for every validation label_id
 
 Every checkpoint is a dict with ``format``, ``train_config`` (``{"recipe", "env"}``),
-``state_dict`` and ``torch_version``. :func:`read_checkpoint` turns a missing, truncated or foreign
+``state_dict``, ``torch_version`` and ``class_prior`` (the mean vote distribution of the rows the
+fold trained on: what a :class:`hmslib.predict.Predictor` gives a window without signal; absent
+from checkpoints written before hmslib stored it). :func:`read_checkpoint` turns a missing, truncated or foreign
 file into one sentence naming it; :func:`run_checkpoints` checks that the checkpoints of a model
 agree with each other and with the run's ``train_config.json``, so a checkpoint of another model or
 representation dropped into a run is refused, never used.
@@ -22,11 +24,13 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from hmslib._checks import atomic_path
 from hmslib.config import TrainConfig
+from hmslib.constants import CLASSES
 from hmslib.models import ModelConfig, build_model
 
 #: Version of the checkpoint layout.
@@ -98,6 +102,15 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         ckpt["train_config"] = TrainConfig.from_dict(ckpt["train_config"])
     except (ValueError, TypeError) as err:
         raise ValueError(f"{path}: incompatible checkpoint config ({err})") from err
+    if ckpt.get("class_prior") is not None:
+        prior = np.asarray(ckpt["class_prior"], dtype=np.float64)
+        if prior.shape != (len(CLASSES),) or not np.isfinite(prior).all() or (prior < 0).any() \
+                or abs(prior.sum() - 1) > 1e-6:  # fmt: skip
+            raise ValueError(
+                f"{path}: class_prior must be {len(CLASSES)} non-negative probabilities summing "
+                f"to 1, got {prior.tolist()}"
+            )
+        ckpt["class_prior"] = prior
     return ckpt
 
 
@@ -125,7 +138,28 @@ def load_model(
     FileNotFoundError, ValueError
         As :func:`read_checkpoint`, or weights that do not fit the model the config builds.
     """
-    ckpt = read_checkpoint(path)
+    return model_from_checkpoint(read_checkpoint(path), path, device=device)
+
+
+def model_from_checkpoint(
+    ckpt: dict, path: str | os.PathLike, *, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, ModelConfig, TrainConfig]:
+    """:func:`load_model` for a checkpoint already read with :func:`read_checkpoint`.
+
+    Parameters
+    ----------
+    ckpt : dict
+        From :func:`read_checkpoint`.
+    path : path
+        Its file, for messages.
+    device : str or torch.device
+        Where to put the model.
+
+    Returns
+    -------
+    model, model_config, train_config
+        As :func:`load_model`.
+    """
     train_config = ckpt["train_config"]
     model_config = train_config.model
     model = build_model(dataclasses.replace(model_config, pretrained=False, pretrained_path=None))

@@ -256,6 +256,37 @@ def _bundle(argv: list[str]) -> int:
     return 0
 
 
+def _export(argv: list[str]) -> int:
+    """``hms export RUN_DIR --out DIR [--opset N] [--no-verify] [--overwrite]``."""
+    from hmslib.export import ONNX_OPSET, export_run
+
+    parser = _parser(
+        "export",
+        "Write every fold model of a run's ensemble as ONNX (representation -> logits and "
+        "probabilities) with a preprocessing.json beside each model and a manifest.json.",
+    )
+    parser.add_argument("run_dir", help="trained run folder with ensemble.json and models/")
+    parser.add_argument("--out", required=True, help="export folder to write (absent or empty)")
+    parser.add_argument("--opset", type=int, default=ONNX_OPSET,
+                        help=f"ONNX opset (default {ONNX_OPSET})")  # fmt: skip
+    parser.add_argument("--no-verify", action="store_true",
+                        help="skip the onnxruntime check against the torch outputs")  # fmt: skip
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    args = parser.parse_args(argv)
+    try:
+        manifest = export_run(
+            args.run_dir, args.out, opset=args.opset, verify=not args.no_verify,
+            overwrite=args.overwrite,
+        )  # fmt: skip
+    except ImportError as err:  # onnx / onnxruntime missing: the message says what to install
+        raise RuntimeError(str(err)) from err
+    files = json.loads(manifest.read_text())["files"]
+    graphs = sum(f["path"].endswith(".onnx") for f in files)
+    checked = "" if args.no_verify else ", each checked against torch with onnxruntime"
+    print(f"hms export: wrote {graphs} ONNX graphs{checked} -> {manifest}")
+    return 0
+
+
 def _score_edf(argv: list[str]) -> int:
     """``hms score-edf RECORDING --models RUN_DIR [--stride 10] [--tta] [--out DIR]``."""
     from hmslib.constants import CLASSES
@@ -286,10 +317,11 @@ def _score_edf(argv: list[str]) -> int:
     print(report.summary())
     predictor = Predictor.from_run(args.models, device=args.device, tta=args.tta, eeg_only=True)
     timeline = score_eeg(
-        eeg, predictor, stride_s=args.stride, filled=report.filled, batch_size=args.batch_size
-    )
+        eeg, predictor, stride_s=args.stride, filled=report.filled, segments=report.segments,
+        batch_size=args.batch_size,
+    )  # fmt: skip
     title = f"{args.recording.name}: {report.duration_s:.0f} s"
-    csv_path, png_path = write_timeline(timeline, eeg, out, title=title)
+    csv_path, png_path = write_timeline(timeline, eeg, out, title=title, segments=report.segments)
     shares = timeline["top_class"].value_counts(normalize=True).reindex(CLASSES, fill_value=0.0)
     print(f"scored {len(timeline)} windows ({int(timeline['bad'].sum())} bad) every {args.stride:g} s")
     print("top class share: " + ", ".join(f"{c} {s:.0%}" for c, s in shares.items()))
@@ -306,6 +338,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "predict": (_predict, "predict a Kaggle-layout test folder with a trained run"),
     "bundle": (_bundle, "write an offline Kaggle kernel bundle from a run"),
     "score-edf": (_score_edf, "score a clinical EEG recording window by window"),
+    "export": (_export, "write a run's fold models as ONNX with their preprocessing"),
 }
 
 

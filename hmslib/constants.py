@@ -41,6 +41,11 @@ SPEC_WINDOW_SECONDS: float = 600.0
 LABEL_CENTER_SECONDS: float = 10.0
 #: Samples of a labelled EEG window (50 s at 200 Hz).
 EEG_WINDOW_SAMPLES: int = round(EEG_WINDOW_SECONDS * SFREQ)
+#: Samples of the labelled centre of a window (10 s at 200 Hz), and where they lie in the window.
+CENTER_SAMPLES: int = round(LABEL_CENTER_SECONDS * SFREQ)
+CENTER_SLICE: slice = slice(
+    (EEG_WINDOW_SAMPLES - CENTER_SAMPLES) // 2, (EEG_WINDOW_SAMPLES + CENTER_SAMPLES) // 2
+)
 
 #: Double-banana chains (electrode sequences); each adjacent pair is one bipolar derivation.
 CHAINS: dict[str, tuple[str, ...]] = {
@@ -102,5 +107,10 @@ OOF_COLUMNS: tuple[str, ...] = (*OOF_ID_COLUMNS, *VOTE_COLUMNS, *PRED_COLUMNS)
 #: Columns of a recording's scored timeline (``timeline.csv``), in order.
 TIMELINE_COLUMNS: tuple[str, ...] = (
     "start_s", "end_s", *CLASSES, "top_class", "top_prob",
-    "nan_frac", "flat_leads", "filled_leads", "bad",
+    "nan_frac", "flat_leads", "filled_leads", "bad", "prior_used", "segment",
+)  # fmt: skip
+
+#: Columns of the quality sidecar of a submission (``submission_quality.csv``), in order.
+QUALITY_COLUMNS: tuple[str, ...] = (
+    "eeg_id", "nan_frac", "missing_leads", "flat_leads", "signal_frac", "repaired", "prior_used",
 )  # fmt: skip

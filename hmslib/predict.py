@@ -6,6 +6,16 @@ loads them once; for each batch of 50 s windows it computes every representation
 once, runs every fold of every model on it (optionally also on the left/right mirrored input: test
 time augmentation), averages each model's folds and blends the models with the ensemble weights.
 
+Windows without signal (:func:`hmslib.signal.window_quality_flags`: less than half of their scalp
+lead-seconds carry signal, e.g. an all-NaN or all-zero EEG) get the class prior
+(:attr:`Predictor.class_prior`), never a model's guess from repaired zeros. The prior is the mean of
+the ``class_prior`` stored in the loaded checkpoints (the mean vote distribution of each fold's
+training rows); for checkpoints written before hmslib stored it, it is the mean vote distribution of
+the run's out-of-fold rows (``oof/<model>_fold<k>.parquet``, every labelled row of the run), and
+without those the uniform distribution, with a warning. :func:`predict_folder` writes, beside the
+submission, ``submission_quality.csv`` (:data:`~hmslib.constants.QUALITY_COLUMNS`) and warns once
+with every eeg_id that was repaired or got the prior.
+
 ``hms predict`` (:func:`predict_folder`), ``hms score-edf`` (:mod:`hmslib.scoring`), notebook 06
 and the offline Kaggle bundle all predict through it, so the same window gets the same
 probabilities on every path.
@@ -25,18 +35,24 @@ from tqdm.auto import tqdm
 
 from hmslib import io
 from hmslib._checks import check_eeg, check_number, write_csv_atomic, write_parquet_atomic
-from hmslib.checkpoints import load_model, run_checkpoints
+from hmslib.checkpoints import fold_paths, model_from_checkpoint, read_checkpoint, run_checkpoints
 from hmslib.constants import (
     CLASSES,
     PRED_COLUMNS,
+    QUALITY_COLUMNS,
     SPEC_N_FREQS,
     SPEC_REGIONS,
     SPEC_WINDOW_COLUMNS,
     VOTE_COLUMNS,
 )
 from hmslib.ensemble import Ensemble, blend, load_ensemble
+from hmslib.labels import class_prior as votes_prior
 from hmslib.models import ModelConfig, probabilities
 from hmslib.representations import compute_representation, representation_info, swap_hemispheres
+from hmslib.signal import WindowQuality, window_quality_flags
+
+#: The class prior of a run with neither stored priors nor out-of-fold files: uniform.
+UNIFORM_PRIOR: np.ndarray = np.full(len(CLASSES), 1.0 / len(CLASSES))
 
 
 def resolve_device(name: str = "auto", *, local_rank: int = 0) -> torch.device:
@@ -78,6 +94,30 @@ def predict_features(
     return probs
 
 
+def _run_prior(run_dir: Path, folds: dict, priors: list) -> np.ndarray:
+    """The class prior of a run: the mean of its checkpoints' ``class_prior``; for checkpoints
+    without one (written before hmslib stored it), the mean vote distribution of the run's OOF rows
+    of the same models, else :data:`UNIFORM_PRIOR` with a warning."""
+    if priors and all(p is not None for p in priors):
+        prior = np.mean(priors, axis=0)
+        return prior / prior.sum()
+    oof = [
+        fold_paths(run_dir, name, k)["oof"] for name, models in folds.items() for k in range(len(models))
+    ]
+    oof = [path for path in oof if path.is_file()]
+    if oof:
+        rows = pd.concat([pd.read_parquet(path, columns=list(VOTE_COLUMNS)) for path in oof])
+        if len(rows) and (rows.sum(axis=1) > 0).all():
+            return votes_prior(rows)
+    warnings.warn(
+        f"{run_dir}: the checkpoints store no class_prior and the run has no out-of-fold files; "
+        "windows without signal get the uniform distribution",
+        UserWarning,
+        stacklevel=3,
+    )
+    return UNIFORM_PRIOR.copy()
+
+
 class Predictor:
     """A trained run loaded for prediction: every fold of every ensembled model, and the blend.
 
@@ -93,6 +133,16 @@ class Predictor:
         Where the representations and models are computed.
     tta : bool
         Average every prediction with that of the mirrored input.
+    class_prior : array-like, optional
+        ``(6,)`` probabilities in ``CLASSES`` order given to windows without signal
+        (:attr:`WindowQuality.no_signal <hmslib.signal.WindowQuality.no_signal>`); default
+        :data:`UNIFORM_PRIOR`. :meth:`from_run` passes the run's prior.
+    channels_last : bool
+        Run the image models in the channels-last memory layout (their 4-D inputs too); the same
+        numbers up to float32 rounding. ``benchmarks/bench_score_edf.py`` measures whether it pays.
+    bfloat16 : bool
+        Run the models under bfloat16 autocast (fast on CPUs with AMX / AVX512-BF16 and on GPUs);
+        probabilities then differ from float32 by ~1e-2, so it is off by default.
 
     Attributes
     ----------
@@ -100,6 +150,8 @@ class Predictor:
         The representations the models read (each computed once per batch).
     needs_spectrogram : bool
         Some model reads the Kaggle spectrogram windows.
+    class_prior : numpy.ndarray
+        float64 ``(6,)``: what a window without signal gets.
     """
 
     def __init__(
@@ -109,15 +161,32 @@ class Predictor:
         *,
         device: torch.device,
         tta: bool = False,
+        class_prior=None,
+        channels_last: bool = False,
+        bfloat16: bool = False,
     ) -> None:
         if tuple(folds) != tuple(ensemble.models):
             raise ValueError(
                 f"Predictor: models {list(folds)} differ from the ensemble's {list(ensemble.models)}"
             )
+        prior = UNIFORM_PRIOR if class_prior is None else np.asarray(class_prior, dtype=np.float64)
+        if prior.shape != (len(CLASSES),) or not np.isfinite(prior).all() or (prior < 0).any() \
+                or abs(prior.sum() - 1) > 1e-6:  # fmt: skip
+            raise ValueError(
+                f"Predictor: class_prior must be {len(CLASSES)} probabilities, got {prior.tolist()}"
+            )
         self.folds = folds
         self.ensemble = ensemble
         self.device = device
         self.tta = bool(tta)
+        self.class_prior = prior / prior.sum()
+        self.channels_last = bool(channels_last)
+        self.bfloat16 = bool(bfloat16)
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        for models in folds.values():
+            for model, cfg in models:
+                if representation_info(cfg.representation).kind != "raw":
+                    model.to(memory_format=layout)
         self.representations = sorted(
             {cfg.representation for models in folds.values() for _, cfg in models}
         )
@@ -133,6 +202,8 @@ class Predictor:
         device: str = "cpu",
         tta: bool = False,
         eeg_only: bool = False,
+        channels_last: bool = False,
+        bfloat16: bool = False,
     ) -> Predictor:
         """Load a run's ensemble and every fold checkpoint of its models.
 
@@ -147,6 +218,8 @@ class Predictor:
         eeg_only : bool
             Leave out, with a warning, the models that need the Kaggle spectrogram (a clinical
             recording has none), renormalising the remaining weights.
+        channels_last, bfloat16 : bool
+            As :class:`Predictor`.
 
         Raises
         ------
@@ -161,8 +234,10 @@ class Predictor:
         ensemble = load_ensemble(run_dir / "ensemble.json")
         paths = {name: run_checkpoints(run_dir, name) for name in ensemble.models}
         folds: dict[str, list[tuple[nn.Module, ModelConfig]]] = {}
+        priors = []
         for name, model_paths in paths.items():
-            loaded = [load_model(p, device=device_t)[:2] for p in model_paths]
+            ckpts = [(read_checkpoint(p), p) for p in model_paths]
+            loaded = [model_from_checkpoint(c, p, device=device_t)[:2] for c, p in ckpts]
             representation = loaded[0][1].representation
             if eeg_only and representation_info(representation).uses_kaggle_spectrogram:
                 warnings.warn(
@@ -174,26 +249,58 @@ class Predictor:
                 )
                 continue
             folds[name] = loaded
+            priors += [c.get("class_prior") for c, _ in ckpts]
         if not folds:
             raise ValueError(
                 f"{run_dir}: every model of the ensemble ({list(ensemble.models)}) needs the Kaggle "
                 "spectrogram; train a model on an EEG representation to score recordings"
             )
-        if len(folds) < len(ensemble.models):
-            keep = [i for i, name in enumerate(ensemble.models) if name in folds]
-            weights = ensemble.weights[keep]
-            if weights.sum() <= 0:  # the kept models had weight 0: fall back to equal weights
-                weights = np.ones(len(keep))
-            ensemble = Ensemble(
-                tuple(folds), weights / weights.sum(), ensemble.bias, ensemble.method
-            )
-        return cls(folds, ensemble, device=device_t, tta=tta)
+        if len(folds) < len(ensemble.models):  # weights renormalised, temperatures kept
+            ensemble = ensemble.subset(list(folds))
+        prior = _run_prior(run_dir, folds, priors)
+        return cls(folds, ensemble, device=device_t, tta=tta, class_prior=prior,
+                   channels_last=channels_last, bfloat16=bfloat16)  # fmt: skip
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        """A 4-D input in the models' memory layout."""
+        if self.channels_last and x.ndim == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def quality(self, eeg, *, batch_size: int = 256) -> WindowQuality:
+        """The quality of windows (:func:`hmslib.signal.window_quality_flags`), batch by batch.
+
+        Parameters
+        ----------
+        eeg : array-like
+            ``(n, 20, 10000)`` µV windows (e.g. a read-only strided view).
+        batch_size : int
+            Windows judged at a time (bounds the temporary memory).
+
+        Returns
+        -------
+        WindowQuality
+            One entry per window.
+        """
+        check_number("batch_size", batch_size, low=1, integer=True)
+        return WindowQuality.concat(
+            [window_quality_flags(eeg[i : i + batch_size]) for i in range(0, len(eeg), batch_size)]
+        )
 
     @torch.inference_mode()
     def predict_models(
-        self, eeg, spec=None, *, batch_size: int = 32, progress: bool = False
+        self,
+        eeg,
+        spec=None,
+        *,
+        batch_size: int = 32,
+        progress: bool = False,
+        quality: WindowQuality | None = None,
     ) -> dict[str, np.ndarray]:
         """Each model's probabilities (its folds averaged) for 50 s windows.
+
+        Windows without signal (``quality.no_signal``) are not given to the models: their rows
+        are :attr:`class_prior` for every model.
 
         Parameters
         ----------
@@ -206,6 +313,9 @@ class Predictor:
             Windows per forward pass.
         progress : bool
             Show a progress bar over windows.
+        quality : WindowQuality, optional
+            The windows' quality when the caller has it already (default: judged here, batch by
+            batch).
 
         Returns
         -------
@@ -231,40 +341,87 @@ class Predictor:
                 raise ValueError(
                     f"Predictor: spec must be of shape {expected}, got {tuple(spec.shape)}"
                 )
+        if quality is not None and len(quality) != n:
+            raise ValueError(f"Predictor: quality of {len(quality)} windows for {n} windows")
         out = {name: np.zeros((n, len(CLASSES))) for name in self.folds}
+        no_signal = np.zeros(n, dtype=bool)
         with tqdm(total=n, desc="predicting", unit="win", disable=not progress) as bar:
             for start in range(0, n, batch_size):
                 part = slice(start, start + batch_size)
                 # a copy: the windows may be a read-only strided view of a recording
-                eeg_part = torch.from_numpy(np.array(eeg[part], dtype=np.float32))
+                eeg_np = np.array(eeg[part], dtype=np.float32)
+                empty = (
+                    window_quality_flags(eeg_np) if quality is None else quality.select(part)
+                ).no_signal
+                no_signal[part] = empty
+                keep = np.flatnonzero(~empty)
+                bar.update(len(eeg_np))
+                if len(keep) == 0:
+                    continue
+                if len(keep) < len(eeg_np):
+                    eeg_np = eeg_np[keep]
                 spec_part = None if spec is None else torch.from_numpy(
-                    np.array(spec[part], dtype=np.float32)
+                    np.array(spec[part], dtype=np.float32)[keep]
                 )
-                inputs = {
-                    r: compute_representation(r, eeg_part, spec_part, device=self.device)
+                inputs = {  # each representation once, for every fold of every model
+                    r: self._layout(compute_representation(
+                        r, torch.from_numpy(eeg_np), spec_part, device=self.device
+                    ))  # fmt: skip
                     for r in self.representations
                 }
-                for name, models in self.folds.items():
-                    for model, cfg in models:
-                        probs = predict_features(model, cfg, inputs[cfg.representation], tta=self.tta)
-                        out[name][part] += probs.double().cpu().numpy()
-                bar.update(len(eeg_part))
-        return {name: probs / len(self.folds[name]) for name, probs in out.items()}
+                rows = start + keep
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bfloat16):
+                    for name, models in self.folds.items():
+                        for model, cfg in models:
+                            x = inputs[cfg.representation]
+                            probs = predict_features(model, cfg, x, tta=self.tta)
+                            out[name][rows] += probs.double().cpu().numpy()
+        result = {name: probs / len(self.folds[name]) for name, probs in out.items()}
+        for probs in result.values():
+            probs[no_signal] = self.class_prior
+        return result
 
-    def blend(self, per_model: dict[str, np.ndarray]) -> np.ndarray:
-        """The ensemble's probabilities from :meth:`predict_models` output: float64 ``(n, 6)``,
-        rows renormalised to sum to 1 in float64."""
+    def blend(self, per_model: dict[str, np.ndarray], *, no_signal=None) -> np.ndarray:
+        """The ensemble's probabilities from :meth:`predict_models` output.
+
+        Parameters
+        ----------
+        per_model : dict of str to numpy.ndarray
+            Model name -> ``(n, 6)``.
+        no_signal : array-like of bool, optional
+            ``(n,)``: windows without signal, whose rows become :attr:`class_prior` (the blend's
+            bias or temperatures do not apply to them).
+
+        Returns
+        -------
+        numpy.ndarray
+            float64 ``(n, 6)``, rows renormalised to sum to 1 in float64.
+        """
         blended = blend(per_model, self.ensemble)
-        return blended / blended.sum(axis=1, keepdims=True)
+        blended = blended / blended.sum(axis=1, keepdims=True)
+        if no_signal is not None:
+            blended[np.asarray(no_signal, dtype=bool)] = self.class_prior
+        return blended
 
-    def predict(self, eeg, spec=None, *, batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    def predict(
+        self,
+        eeg,
+        spec=None,
+        *,
+        batch_size: int = 32,
+        progress: bool = False,
+        quality: WindowQuality | None = None,
+    ) -> np.ndarray:
         """The ensemble's probabilities for 50 s windows: float64 ``(n, 6)``, rows summing to 1.
 
-        Parameters and errors as :meth:`predict_models`.
+        Windows without signal get :attr:`class_prior`. Parameters and errors as
+        :meth:`predict_models`.
         """
-        return self.blend(
-            self.predict_models(eeg, spec, batch_size=batch_size, progress=progress)
+        quality = self.quality(eeg) if quality is None else quality
+        per_model = self.predict_models(
+            eeg, spec, batch_size=batch_size, progress=progress, quality=quality
         )
+        return self.blend(per_model, no_signal=quality.no_signal)
 
     __call__ = predict
 
@@ -385,7 +542,9 @@ def predict_folder(
         A trained run (``ensemble.json`` + ``models/<model>/fold<k>.pt``).
     out : path, optional
         Where to write the submission CSV (default ``<run_dir>/submission.csv``). Each model's
-        probabilities go beside it, to ``test_predictions/<model>.parquet``.
+        probabilities go beside it, to ``test_predictions/<model>.parquet``, and the quality of each
+        test EEG to ``<stem>_quality.csv`` (:func:`quality_table`); a :class:`UserWarning` lists
+        the eeg_ids that were repaired or given the class prior.
     device : str
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     tta : bool
@@ -413,23 +572,98 @@ def predict_folder(
     predictor = Predictor.from_run(run_dir, device=device, tta=tta)
     test = _check_test_folder(data_dir, predictor.needs_spectrogram)
     per_model = {name: np.zeros((len(test), len(CLASSES))) for name in predictor.folds}
+    parts = []
     starts = range(0, len(test), chunk_size)
     for start in tqdm(starts, desc="test chunks", disable=not progress or len(starts) < 2):
         rows = test.iloc[start : start + chunk_size]
         eeg, spec = load_test_windows(
             data_dir, rows=rows, with_spectrogram=predictor.needs_spectrogram
         )
-        for name, probs in predictor.predict_models(eeg, spec).items():
+        parts.append(window_quality_flags(eeg))
+        for name, probs in predictor.predict_models(eeg, spec, quality=parts[-1]).items():
             per_model[name][start : start + len(rows)] = probs
+    quality = WindowQuality.concat(parts)
+    ids = test.eeg_id.to_numpy()
     by_id = pd.DataFrame(
-        predictor.blend(per_model), columns=list(VOTE_COLUMNS), index=test.eeg_id.to_numpy()
+        predictor.blend(per_model, no_signal=quality.no_signal),
+        columns=list(VOTE_COLUMNS),
+        index=ids,
     )
     sample = io.read_sample_submission(data_dir)
     submission = by_id.loc[sample.eeg_id].reset_index(names="eeg_id")
     check_submission(submission, sample)
+    sidecar = quality_table(ids, quality).set_index("eeg_id").loc[sample.eeg_id].reset_index()
     out = Path(out) if out else Path(run_dir) / "submission.csv"
     for name, probs in per_model.items():
-        frame = pd.DataFrame(probs, columns=list(PRED_COLUMNS)).assign(eeg_id=test.eeg_id.to_numpy())
+        frame = pd.DataFrame(probs, columns=list(PRED_COLUMNS)).assign(eeg_id=ids)
         write_parquet_atomic(frame, out.parent / "test_predictions" / f"{name}.parquet")
+    quality_path = write_csv_atomic(sidecar, quality_path_for(out), float_format="%.6g")
     write_csv_atomic(submission, out)
+    _warn_quality(sidecar, quality_path)
     return submission
+
+
+def quality_path_for(submission_path: str | os.PathLike) -> Path:
+    """The quality sidecar of a submission: ``<stem>_quality.csv`` beside it
+    (``submission.csv`` -> ``submission_quality.csv``)."""
+    path = Path(submission_path)
+    return path.with_name(f"{path.stem}_quality.csv")
+
+
+def quality_table(eeg_ids, quality: WindowQuality) -> pd.DataFrame:
+    """The quality sidecar of a submission, one row per test EEG window.
+
+    Parameters
+    ----------
+    eeg_ids : array-like
+        ``(n,)`` eeg_id of each window.
+    quality : WindowQuality
+        Their quality (:func:`hmslib.signal.window_quality_flags`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`~hmslib.constants.QUALITY_COLUMNS`: ``nan_frac`` (share of NaN scalp
+        samples), ``missing_leads`` and ``flat_leads`` (``;``-joined scalp leads entirely NaN, or
+        flat for at least 5 s; a missing lead is not listed as flat), ``signal_frac`` (share of scalp
+        lead-seconds carrying signal), ``repaired`` (NaN samples were filled, or leads were missing or
+        flat, and the models predicted from the repaired window) and ``prior_used`` (too little
+        signal: the row is the class prior).
+    """
+    flat = quality.flat & ~quality.missing
+    prior_used = quality.no_signal
+    table = pd.DataFrame(
+        {
+            "eeg_id": np.asarray(eeg_ids),
+            "nan_frac": quality.nan_frac,
+            "missing_leads": WindowQuality.lead_names(quality.missing),
+            "flat_leads": WindowQuality.lead_names(flat),
+            "signal_frac": quality.signal_frac,
+            "repaired": ((quality.nan_frac > 0) | flat.any(axis=1)) & ~prior_used,
+            "prior_used": prior_used,
+        }
+    )
+    return table[list(QUALITY_COLUMNS)]
+
+
+def _warn_quality(sidecar: pd.DataFrame, path: Path) -> None:
+    """One warning listing, per eeg_id, what was repaired or got the prior."""
+    lines = []
+    for row in sidecar.itertuples(index=False):  # once per flagged test EEG, not a hot path
+        if row.prior_used:
+            lines.append(
+                f"{row.eeg_id}: no usable signal ({row.signal_frac:.0%} of lead-seconds), given "
+                "the class prior"
+            )
+        elif row.repaired:
+            what = [f"{row.nan_frac:.1%} NaN filled"] if row.nan_frac > 0 else []
+            what += [f"missing leads {row.missing_leads}"] if row.missing_leads else []
+            what += [f"flat leads {row.flat_leads}"] if row.flat_leads else []
+            lines.append(f"{row.eeg_id}: {', '.join(what)}")
+    if lines:
+        warnings.warn(
+            f"{len(lines)} of {len(sidecar)} test EEGs were repaired or given the class prior "
+            f"(details in {path}):\n  " + "\n  ".join(lines),
+            UserWarning,
+            stacklevel=3,
+        )

@@ -4,8 +4,16 @@ A hospital recording is not a competition parquet file: it has its own sampling 
 ...), its own channel names (``EEG Fp1-REF``, ``FP1``, ``T7`` for T3, ``EKG1``), extra channels and
 hours of signal. :func:`load_recording` reads it with MNE-Python, maps the channel names onto the 19
 leads of the 10-20 system (+ EKG) in ``EEG_CHANNELS`` order and resamples to 200 Hz with a polyphase
-filter; :func:`export_edf` writes an EEG as a clinical system exports it. Scoring a recording window
-by window is :mod:`hmslib.scoring`.
+filter; :func:`load_raw` does the same for an ``mne.io.Raw`` already in memory (the one path:
+:func:`load_recording` opens the file and calls it). :func:`export_edf` writes an EEG as a clinical
+system exports it. Scoring a recording window by window is :mod:`hmslib.scoring`.
+
+Discontinuous EDF+ files (``EDF+D``: recording paused and resumed) store the start time of every
+data record in the file's ``EDF Annotations`` signal; MNE reads the records as if they were
+contiguous (mne-python issue 13429). :func:`edf_segments` reads those record times, and
+:func:`load_recording` reports the continuous stretches as :class:`Segment` s
+(:attr:`RecordingReport.segments`): the EEG array holds the segments end to end (as MNE reads them,
+each resampled on its own), and each segment knows where it starts in the recording.
 """
 
 from __future__ import annotations
@@ -129,6 +137,29 @@ def _bipolar_hint(names: Sequence[str]) -> str:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """A continuous stretch of a recording, as held in the 200 Hz array of :func:`load_recording`.
+
+    Attributes
+    ----------
+    onset_s : float
+        Where the stretch starts, seconds from the start of the recording (for an EDF+D file:
+        the start time of its first data record).
+    start, stop : int
+        Its samples ``[start, stop)`` in the 200 Hz EEG array.
+    """
+
+    onset_s: float
+    start: int
+    stop: int
+
+    @property
+    def duration_s(self) -> float:
+        """Length, seconds at 200 Hz."""
+        return (self.stop - self.start) / SFREQ
+
+
+@dataclass(frozen=True)
 class RecordingReport:
     """What :func:`load_recording` found in a file and did with it.
 
@@ -148,6 +179,9 @@ class RecordingReport:
         ``EEG_CHANNELS`` names not found in the file (their rows are filled or NaN).
     filled : tuple of str
         Scalp leads that were missing and filled by interpolation from their neighbours.
+    segments : tuple of Segment
+        The continuous stretches of the EEG array, in order: one for a continuous recording,
+        several for an EDF+D file with gaps (empty only for a report built by hand, meaning one).
     """
 
     path: Path
@@ -157,6 +191,15 @@ class RecordingReport:
     dropped: tuple[str, ...]
     missing: tuple[str, ...]
     filled: tuple[str, ...]
+    segments: tuple[Segment, ...] = ()
+
+    @property
+    def gaps(self) -> list[tuple[float, float]]:
+        """``(start_s, end_s)`` of every gap between consecutive segments, seconds."""
+        return [
+            (a.onset_s + a.duration_s, b.onset_s)
+            for a, b in zip(self.segments[:-1], self.segments[1:], strict=True)
+        ]
 
     def summary(self) -> str:
         """A few lines for people: file, rate, length, mapped / dropped / missing / filled."""
@@ -172,6 +215,12 @@ class RecordingReport:
         lines.append(f"  missing {len(self.missing)}: {', '.join(self.missing) or '-'}")
         if self.filled:
             lines.append(f"  filled by interpolation from neighbours: {', '.join(self.filled)}")
+        if len(self.segments) > 1:
+            gaps = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in self.gaps[:5])
+            more = "..." if len(self.gaps) > 5 else ""
+            lines.append(
+                f"  discontinuous: {len(self.segments)} segments, gaps {gaps}{more} (scored apart)"
+            )
         return "\n".join(lines)
 
 
@@ -213,6 +262,93 @@ def _check_edf_size(path: Path) -> None:
         )
 
 
+def _edf_layout(path: Path) -> dict:
+    """The EDF/BDF header fields needed to find the record times (labels, samples per record...)."""
+    with open(path, "rb") as fh:
+        head = fh.read(256)
+        n_signals = int(head[252:256])
+        signal_head = fh.read(256 * n_signals)
+    labels = [signal_head[16 * i : 16 * i + 16].decode("latin-1").strip() for i in range(n_signals)]
+    at = 216 * n_signals
+    per_record = [int(signal_head[at + 8 * i : at + 8 * i + 8]) for i in range(n_signals)]
+    return {
+        "header_bytes": int(head[184:192]),
+        "reserved": head[192:236].decode("latin-1").strip(),
+        "n_records": int(head[236:244]),
+        "record_s": float(head[244:252]),
+        "labels": labels,
+        "per_record": per_record,
+        "sample_bytes": 3 if head[:1] == b"\xff" else 2,
+    }
+
+
+def edf_segments(path: str | os.PathLike) -> list[tuple[float, float, float]]:
+    """The continuous stretches of an EDF/BDF file, from the start times of its data records.
+
+    In an EDF+D (or BDF+D) file the first time-stamped annotation of every data record (in the
+    ``EDF Annotations`` signal) is the record's start, seconds from the file's start time; a record
+    that starts later than the previous one ends begins a new stretch. Readers that ignore this
+    (MNE, mne-python issue 13429) put the records end to end.
+
+    Parameters
+    ----------
+    path : path
+        An ``.edf`` / ``.bdf`` file.
+
+    Returns
+    -------
+    list of (float, float, float)
+        ``(onset_s, start_s, stop_s)`` per stretch: where it starts in the recording, and the span
+        ``[start_s, stop_s)`` it occupies in the records laid end to end (the time axis of MNE's
+        reading), seconds. One stretch ``(0, 0, n_records * record_s)`` for a continuous file
+        (EDF, EDF+C, or EDF+D without gaps).
+
+    Raises
+    ------
+    ValueError
+        An EDF+D file whose record times cannot be read or go backwards (named).
+    """
+    path = Path(path)
+    layout = _edf_layout(path)
+    n_records, record_s = layout["n_records"], layout["record_s"]
+    record_bytes = sum(layout["per_record"]) * layout["sample_bytes"]
+    if n_records < 0:  # not closed: as many complete records as the file holds
+        n_records = (path.stat().st_size - layout["header_bytes"]) // record_bytes
+    whole = [(0.0, 0.0, n_records * record_s)]
+    annotations = [i for i, lab in enumerate(layout["labels"]) if lab in ("EDF Annotations", "BDF Annotations")]
+    if not layout["reserved"].endswith("+D") or not annotations or n_records == 0:
+        return whole
+    ann = annotations[0]
+    offset = sum(layout["per_record"][:ann]) * layout["sample_bytes"]
+    width = layout["per_record"][ann] * layout["sample_bytes"]
+    records = np.memmap(path, dtype=np.uint8, mode="r", offset=layout["header_bytes"],
+                        shape=(n_records, record_bytes))  # fmt: skip
+    tals = np.asarray(records[:, offset : offset + width])
+    del records
+    onsets = np.empty(n_records)
+    for r, row in enumerate(tals):  # one record header per record (not a window loop)
+        try:
+            onsets[r] = float(row.tobytes().split(b"\x14", 1)[0])
+        except ValueError as err:
+            raise ValueError(
+                f"{path}: EDF+D record {r} has no readable start time in its annotation "
+                f"signal ({err})"
+            ) from err
+    late = np.diff(onsets) - record_s
+    if (late < -1e-6).any():
+        r = int(np.flatnonzero(late < -1e-6)[0]) + 1
+        raise ValueError(
+            f"{path}: EDF+D record {r} starts at {onsets[r]:g} s, before the previous record "
+            f"ends ({onsets[r - 1] + record_s:g} s)"
+        )
+    cuts = np.flatnonzero(late > 1e-6) + 1
+    bounds = np.concatenate([[0], cuts, [n_records]])
+    return [
+        (float(onsets[a]), a * record_s, b * record_s)
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+
+
 def _read_raw(path: Path):
     """Open a recording with MNE (header only), with errors that name the file."""
     import mne
@@ -236,7 +372,7 @@ def _read_raw(path: Path):
 
 
 def fill_missing(
-    eeg: np.ndarray, missing: Sequence[str], *, source: str = "recording"
+    eeg: np.ndarray, missing: Sequence[str], *, source: str = "recording", copy: bool = True
 ) -> np.ndarray:
     """Fill missing scalp leads with the mean of their present neighbours in the 10-20 layout.
 
@@ -248,11 +384,13 @@ def fill_missing(
         Scalp leads (``SCALP_CHANNELS`` names) to fill; see :data:`NEIGHBOURS`.
     source : str
         Name of the recording for error messages.
+    copy : bool
+        Fill a copy (default); False fills ``eeg`` in place (no second copy of a long recording).
 
     Returns
     -------
     numpy.ndarray
-        A copy of ``eeg`` with the ``missing`` rows filled.
+        ``eeg`` (or its copy) with the ``missing`` rows filled.
 
     Raises
     ------
@@ -262,19 +400,17 @@ def fill_missing(
     bad = [m for m in missing if m not in NEIGHBOURS]
     if bad:
         raise ValueError(f"{source}: cannot interpolate {bad}: not 10-20 scalp leads")
-    present = [c for c in SCALP_CHANNELS if c not in missing]
-    weights = np.zeros((len(missing), len(present)), dtype=np.float32)
-    for i, lead in enumerate(missing):
-        near = [present.index(n) for n in NEIGHBOURS[lead] if n in present]
-        if not near:
+    near = {}
+    for lead in missing:
+        near[lead] = [EEG_CHANNELS.index(n) for n in NEIGHBOURS[lead] if n not in missing]
+        if not near[lead]:
             raise ValueError(
                 f"{source}: cannot interpolate {lead}: none of its neighbours "
                 f"{list(NEIGHBOURS[lead])} is in the file"
             )
-        weights[i, near] = 1.0 / len(near)
-    out = eeg.copy()
-    rows = [EEG_CHANNELS.index(m) for m in missing]
-    out[rows] = weights @ eeg[[EEG_CHANNELS.index(p) for p in present]]
+    out = eeg.copy() if copy else eeg
+    for lead, rows in near.items():  # a few leads; each reads only its neighbours' rows
+        out[EEG_CHANNELS.index(lead)] = out[rows].mean(axis=0)
     return out
 
 
@@ -282,6 +418,9 @@ def load_recording(
     path: str | os.PathLike, *, allow_missing: bool = False
 ) -> tuple[np.ndarray, RecordingReport]:
     """Read a clinical EEG recording as a 200 Hz ``EEG_CHANNELS`` array, with a report.
+
+    Opens the file with MNE (header only) and goes through :func:`load_raw`; for EDF/BDF files the
+    continuous stretches come from the data record times (:func:`edf_segments`).
 
     Parameters
     ----------
@@ -296,9 +435,10 @@ def load_recording(
     -------
     eeg : numpy.ndarray
         float32 ``(20, samples)`` in microvolts at 200 Hz, rows in ``EEG_CHANNELS`` order; the EKG
-        row is NaN when the file has no EKG/ECG channel.
+        row is NaN when the file has no EKG/ECG channel. An EDF+D file's segments lie end to end
+        (``report.segments`` says where each starts in the recording).
     report : RecordingReport
-        Mapped, dropped, missing and filled channels, the file's rate and length.
+        Mapped, dropped, missing and filled channels, the file's rate and length, the segments.
 
     Raises
     ------
@@ -311,6 +451,59 @@ def load_recording(
     """
     path = Path(path)
     raw = _read_raw(path)
+    spans = edf_segments(path) if path.suffix.lower() in {".edf", ".bdf"} else None
+    return _load(raw, path, spans, allow_missing=allow_missing)
+
+
+def load_raw(raw, *, allow_missing: bool = False) -> tuple[np.ndarray, RecordingReport]:
+    """:func:`load_recording` for an ``mne.io.Raw`` already open (e.g. read or built by a researcher).
+
+    The same channel mapping, checks, resampling and filling as :func:`load_recording` (which
+    calls the same code). A Raw read from an EDF+D file and not cropped keeps the file's gaps
+    (:func:`edf_segments`); any other Raw is one continuous segment starting at 0 s.
+
+    Parameters
+    ----------
+    raw : mne.io.BaseRaw
+        Any MNE Raw (preloaded or not); data in volts, as MNE holds it.
+    allow_missing : bool
+        As :func:`load_recording`.
+
+    Returns
+    -------
+    eeg, report
+        As :func:`load_recording`; ``report.path`` is the Raw's file, or ``<mne Raw>``.
+
+    Raises
+    ------
+    TypeError
+        ``raw`` is not an MNE Raw.
+    ValueError
+        As :func:`load_recording`.
+    """
+    import mne
+
+    if not isinstance(raw, mne.io.BaseRaw):
+        raise TypeError(f"load_raw: expected an mne.io.Raw, got {type(raw).__name__}")
+    files = [f for f in (raw.filenames or ()) if f is not None]
+    source = Path(files[0]) if len(files) == 1 else Path("<mne Raw>")
+    spans = None
+    if source.suffix.lower() in {".edf", ".bdf"} and source.is_file() and raw.first_samp == 0:
+        found = edf_segments(source)
+        if abs(found[-1][2] * raw.info["sfreq"] - raw.n_times) < 1:  # the whole file, not cropped
+            spans = found
+        elif len(found) > 1:
+            warnings.warn(
+                f"{source}: an EDF+D file with {len(found) - 1} gaps, but this Raw does not hold "
+                "all its records; its samples are treated as continuous",
+                UserWarning,
+                stacklevel=2,
+            )
+    return _load(raw, source, spans, allow_missing=allow_missing)
+
+
+def _load(raw, path: Path, spans, *, allow_missing: bool) -> tuple[np.ndarray, RecordingReport]:
+    """The one reading path: check, map, read segment by segment and channel by channel, resample."""
     sfreq = float(raw.info["sfreq"])
     duration = raw.n_times / sfreq
     if sfreq < MIN_SFREQ:
@@ -335,20 +528,34 @@ def load_recording(
             "allow_missing=True (hms score-edf --allow-missing) to fill them by interpolation "
             "from neighbouring leads"
         )
+    spans = spans or [(0.0, 0.0, raw.n_times / sfreq)]
+    bounds = [(onset, round(a * sfreq), min(round(b * sfreq), raw.n_times)) for onset, a, b in spans]
+    rows = [EEG_CHANNELS.index(lead) for lead in mapped]
     picks = [names.index(src) for src in mapped.values()]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            data = raw.get_data(picks=picks) * 1e6  # volts -> microvolts
-    except Exception as err:
-        raise ValueError(
-            f"{path}: cannot read the signal data ({type(err).__name__}: {err})"
-        ) from err
-    data = resample_to_sfreq(data, sfreq)
-    eeg = np.full((len(EEG_CHANNELS), data.shape[-1]), np.nan, dtype=np.float32)
-    eeg[[EEG_CHANNELS.index(lead) for lead in mapped]] = data
+    parts, segments, at = [], [], 0
+    for onset, a, b in bounds:  # a few segments
+        part = None
+        for row, pick in zip(rows, picks, strict=True):  # channel by channel: no float64 copy
+            try:  # of the whole recording
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    data = raw.get_data(picks=[pick], start=a, stop=b)
+            except Exception as err:
+                raise ValueError(
+                    f"{path}: cannot read the signal data ({type(err).__name__}: {err})"
+                ) from err
+            data *= 1e6  # volts -> microvolts
+            resampled = resample_to_sfreq(data, sfreq)
+            if part is None:
+                part = np.full((len(EEG_CHANNELS), resampled.shape[-1]), np.nan, dtype=np.float32)
+            part[row] = resampled[0]
+        parts.append(part)
+        segments.append(Segment(onset_s=float(onset), start=at, stop=at + part.shape[-1]))
+        at += part.shape[-1]
+    eeg = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+    del parts
     if missing_scalp:
-        eeg = fill_missing(eeg, missing_scalp, source=str(path))
+        eeg = fill_missing(eeg, missing_scalp, source=str(path), copy=False)
     report = RecordingReport(
         path=path,
         sfreq=sfreq,
@@ -357,6 +564,7 @@ def load_recording(
         dropped=tuple(dropped),
         missing=missing,
         filled=tuple(missing_scalp),
+        segments=tuple(segments),
     )
     return eeg, report
 

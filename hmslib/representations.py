@@ -10,7 +10,9 @@ test-time mirroring (:func:`swap_hemispheres`) read the layout from one place.
 
 Most representations start from :func:`scaled_bipolar`: NaN-repaired, band-passed, clipped double
 banana (the input scaling of the top solutions); ``public_notebook`` reproduces the public Kaggle
-notebook's librosa loop exactly.
+notebook's librosa loop exactly, in the notebook's own chain order (LL, LP, RL, RP).
+``bipolar_center`` and ``bipolar_center_z`` are SPaRCNet's input, the central 10 s the experts
+labelled; they can also be computed from windows of only those 10 s (:attr:`ReprInfo.center_input`).
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ import torch.nn.functional as F
 from hmslib import signal as hsignal
 from hmslib._checks import check_eeg, check_option
 from hmslib.constants import (
+    CENTER_SAMPLES,
+    CENTER_SLICE,
     CHAIN_NAMES,
     EEG_WINDOW_SAMPLES,
     EEG_WINDOW_SECONDS,
+    LABEL_CENTER_SECONDS,
     SFREQ,
     SPEC_N_FREQS,
     SPEC_REGIONS,
@@ -59,7 +64,9 @@ def public_notebook_images(eeg, *, device: str | torch.device | None = None) -> 
     n_fft=1024, win_length=128, hop_length=10000 // 256, n_mels=128, fmin=0, fmax=20``, power to
     dB with ``ref=max`` and ``top_db=80``, ``(dB + 40) / 40``, the first 256 frames; then the
     mean of the 4 pairs of each chain. Matches the librosa loop to float32 precision (no filter,
-    no clipping: the recipe as published).
+    no clipping: the recipe as published), image for image in the notebook's own chain order:
+    ``Fp1-F7-T3-T5-O1`` (LL), ``Fp1-F3-C3-P3-O1`` (LP), ``Fp2-F8-T4-T6-O2`` (RL),
+    ``Fp2-F4-C4-P4-O2`` (RP) -- not the project's LL, LP, RP, RL (:data:`PUBLIC_NOTEBOOK_CHAINS`).
 
     Parameters
     ----------
@@ -71,7 +78,7 @@ def public_notebook_images(eeg, *, device: str | torch.device | None = None) -> 
     Returns
     -------
     torch.Tensor
-        float32 ``(batch, 4, 128, 256)``: chains LL, LP, RP, RL; mel bins low to high frequency.
+        float32 ``(batch, 4, 128, 256)``: chains LL, LP, RL, RP; mel bins low to high frequency.
 
     Raises
     ------
@@ -85,6 +92,12 @@ def public_notebook_images(eeg, *, device: str | torch.device | None = None) -> 
     return _chunked(_public_notebook, t, None, 16)
 
 
+#: Chain order of the public notebook's images (its 3rd image is the right lateral chain).
+PUBLIC_NOTEBOOK_CHAINS: tuple[str, ...] = ("LL", "LP", "RL", "RP")
+_NOTEBOOK_FROM_CHAIN = tuple(CHAIN_NAMES.index(c) for c in PUBLIC_NOTEBOOK_CHAINS)
+_CHAIN_FROM_NOTEBOOK = tuple(PUBLIC_NOTEBOOK_CHAINS.index(c) for c in CHAIN_NAMES)
+
+
 def _public_notebook(eeg: torch.Tensor, spec: torch.Tensor | None) -> torch.Tensor:
     x, _ = hsignal.montage(eeg, "double_banana")
     nan = torch.isnan(x)
@@ -95,7 +108,8 @@ def _public_notebook(eeg: torch.Tensor, spec: torch.Tensor | None) -> torch.Tens
         x, n_fft=1024, hop_length=x.shape[-1] // 256, win_length=128, n_bins=128, fmin=0.0,
         fmax=20.0, ref="max", top_db=80.0, width=256,
     )  # fmt: skip
-    return db.unflatten(1, (4, 4)).mean(dim=2).add_(40.0).div_(40.0)
+    chains = db.unflatten(1, (4, 4)).mean(dim=2).add_(40.0).div_(40.0)  # LL, LP, RP, RL
+    return chains[:, list(_NOTEBOOK_FROM_CHAIN)]
 
 
 def _chunked(
@@ -157,6 +171,13 @@ class ReprInfo:
         What it is and where it comes from.
     version : int
         Bumped when the definition changes (part of a feature cache's configuration).
+    center_input : bool
+        Can also be computed from windows holding only the central ``LABEL_CENTER_SECONDS``
+        (``(batch, 20, CENTER_SAMPLES)``, e.g. SPaRCNet-style 10 s segments); such windows are
+        filtered on their own samples.
+    bipolar : BipolarScaling or None
+        The filtered bipolar step the representation starts from (its band-pass, clipping, scale
+        and pair order); None for those that do not filter (public notebook, Kaggle spectrogram).
     """
 
     name: str
@@ -172,6 +193,8 @@ class ReprInfo:
     description: str
     mirror_tiles: int = 1
     version: int = 1
+    center_input: bool = False
+    bipolar: BipolarScaling | None = None
 
     @property
     def mirror(self) -> tuple[int, ...]:
@@ -240,15 +263,71 @@ def scaled_bipolar(
     Returns
     -------
     torch.Tensor
-        float32 ``(batch, len(pairs) or 16, samples)`` on ``eeg``'s device (filtering runs on CPU).
+        float32 ``(batch, len(pairs) or 16, samples)`` on ``eeg``'s device (NaN repair runs on the
+        CPU, the montage and the filter on the device).
     """
     t = _as_float_tensor(eeg)
     raw, _ = hsignal.repair_nans(t.detach().cpu().numpy())
-    x, _ = hsignal.montage(raw, "double_banana")
-    x = hsignal.clip(hsignal.bandpass(x, low, high, SFREQ, order), clip_uv) / divisor
+    x, _ = hsignal.montage(torch.from_numpy(raw).to(t.device), "double_banana")
     if pairs is not None:
         x = x[:, list(pairs)]
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(t.device)
+    return hsignal.clip(hsignal.bandpass(x, low, high, SFREQ, order), clip_uv).div_(divisor)
+
+
+@dataclass(frozen=True)
+class BipolarScaling:
+    """The settings of one :func:`scaled_bipolar` step of a representation, kept as data.
+
+    The representation computes its input with :meth:`__call__`, and its :class:`ReprInfo` carries
+    the same object (``ReprInfo.bipolar``), so that an exported model's preprocessing
+    (:mod:`hmslib.export`) is read from the one place the computation uses.
+
+    Attributes
+    ----------
+    low, high : float or None
+        Band-pass edges, Hz (None: no high-pass / no low-pass).
+    order : int
+        Butterworth order (applied forward and backward).
+    clip_uv : float
+        Clipping bound, microvolts (``inf``: no clipping).
+    divisor : float
+        Scale of the result.
+    pairs : tuple of int or None
+        Order of the pairs as indices into ``BANANA_NAMES`` (None: chain order).
+    """
+
+    low: float | None = 0.5
+    high: float | None = 20.0
+    order: int = 4
+    clip_uv: float = CLIP_UV
+    divisor: float = SCALE_UV
+    pairs: tuple[int, ...] | None = None
+
+    def __call__(self, eeg) -> torch.Tensor:
+        """:func:`scaled_bipolar` of raw windows ``(batch, 20, samples)`` with these settings."""
+        return scaled_bipolar(
+            eeg, low=self.low, high=self.high, order=self.order, clip_uv=self.clip_uv,
+            divisor=self.divisor, pairs=self.pairs,
+        )  # fmt: skip
+
+    def to_dict(self) -> dict:
+        """JSON-ready settings: pair names in their order, ``clip_uv`` None for no clipping."""
+        pairs = range(len(BANANA_NAMES)) if self.pairs is None else self.pairs
+        return {
+            "montage": "double_banana",
+            "pairs": [BANANA_NAMES[i] for i in pairs],
+            "bandpass": {"low_hz": self.low, "high_hz": self.high, "order": self.order,
+                         "design": "butterworth", "zero_phase": True},
+            "clip_uv": float(self.clip_uv) if math.isfinite(self.clip_uv) else None,
+            "divisor": float(self.divisor),
+        }  # fmt: skip
+
+
+#: The filtered bipolar input of most representations: 0.5-20 Hz, clipped at +-1024 uV, / 32.
+FILTERED = BipolarScaling()
+_INTERLEAVED = BipolarScaling(pairs=INTERLEAVED_ORDER)
+#: Unclipped, unscaled: the per-channel standardised centre (its units are z-scores already).
+_UNSCALED = BipolarScaling(clip_uv=math.inf, divisor=1.0)
 
 
 def _scaled_db_(power: torch.Tensor, offset: float, scale: float) -> torch.Tensor:
@@ -264,7 +343,7 @@ _CWT_DB = (-20.0, 5.0)
 
 
 def _chain_mel(eeg: torch.Tensor, spec: torch.Tensor | None) -> torch.Tensor:
-    x = scaled_bipolar(eeg)
+    x = FILTERED(eeg)
     power = spectrogram(
         x, n_fft=1024, hop_length=78, win_length=256, n_bins=64, fmin=0.5, fmax=20.0
     )[..., :128]
@@ -285,18 +364,18 @@ def _mel16_views(x: torch.Tensor, zoom: bool) -> torch.Tensor:
 
 
 def _mel16(eeg: torch.Tensor, spec: torch.Tensor | None) -> torch.Tensor:
-    return _mel16_views(scaled_bipolar(eeg, pairs=INTERLEAVED_ORDER), zoom=False)
+    return _mel16_views(_INTERLEAVED(eeg), zoom=False)
 
 
 def _mel16_zoom(eeg: torch.Tensor, spec: torch.Tensor | None) -> torch.Tensor:
-    return _mel16_views(scaled_bipolar(eeg, pairs=INTERLEAVED_ORDER), zoom=True)
+    return _mel16_views(_INTERLEAVED(eeg), zoom=True)
 
 
 _CWT_FREQS = np.geomspace(0.5, 20.0, 64)
 
 
 def _cwt(eeg: torch.Tensor, spec: torch.Tensor | None) -> torch.Tensor:
-    x = scaled_bipolar(eeg)
+    x = FILTERED(eeg)
     w = morlet_cwt(x, _CWT_FREQS, n_cycles=5.0, decim=4)
     power = torch.view_as_real(w).square_().sum(dim=-1).unflatten(1, (4, 4)).mean(dim=2)
     pooled = F.adaptive_avg_pool1d(power.flatten(0, 2), 256).reshape(x.shape[0], 4, 64, 256)
@@ -304,14 +383,83 @@ def _cwt(eeg: torch.Tensor, spec: torch.Tensor | None) -> torch.Tensor:
 
 
 def _raw_image(eeg: torch.Tensor, spec: torch.Tensor | None) -> torch.Tensor:
-    x = scaled_bipolar(eeg)
+    x = FILTERED(eeg)
     b = x.shape[0]
     # rows: 10 segments of 5 s, each holding the 16 pairs (read like pages of an EEG)
     return x.reshape(b, 16, 10, 1000).permute(0, 2, 1, 3).reshape(b, 1, 160, 1000)
 
 
 def _bipolar_raw(eeg: torch.Tensor, spec: torch.Tensor | None) -> torch.Tensor:
-    return scaled_bipolar(eeg)
+    return FILTERED(eeg)
+
+
+#: Lower bound of the standard deviation a z-score divides by (a flat channel becomes 0).
+ZSCORE_EPS = 1e-6
+
+
+def center_samples(x):
+    """The labelled centre of windows along the last axis.
+
+    Parameters
+    ----------
+    x : torch.Tensor or numpy.ndarray
+        ``(..., samples)`` with ``samples`` either ``EEG_WINDOW_SAMPLES`` (a 50 s window) or
+        ``CENTER_SAMPLES`` (already only the centre).
+
+    Returns
+    -------
+    torch.Tensor or numpy.ndarray
+        ``(..., CENTER_SAMPLES)``: ``x[..., CENTER_SLICE]``, or ``x`` itself when it is the centre.
+
+    Raises
+    ------
+    ValueError
+        Another number of samples.
+    """
+    n = x.shape[-1]
+    if n == CENTER_SAMPLES:
+        return x
+    if n != EEG_WINDOW_SAMPLES:
+        raise ValueError(
+            f"center_samples: expected {EEG_WINDOW_SAMPLES} samples ({EEG_WINDOW_SECONDS:g} s) or "
+            f"{CENTER_SAMPLES} ({LABEL_CENTER_SECONDS:g} s) per window, found {n}"
+        )
+    return x[..., CENTER_SLICE]
+
+
+def zscore_channels(x: torch.Tensor, *, ref: torch.Tensor | None = None) -> torch.Tensor:
+    """Standardise every channel of every window: ``(x - mean) / max(std, ZSCORE_EPS)``.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(..., channels, samples)``.
+    ref : torch.Tensor, optional
+        ``(..., channels, m)`` whose mean and (population) standard deviation are used, e.g. the
+        centre of ``x``; default ``x`` itself.
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape and dtype as ``x``.
+    """
+    ref = x if ref is None else ref
+    std, mean = torch.std_mean(ref, dim=-1, correction=0, keepdim=True)
+    return (x - mean) / std.clamp_min(ZSCORE_EPS)
+
+
+def _bipolar_center(eeg: torch.Tensor, spec: torch.Tensor | None) -> torch.Tensor:
+    return center_samples(FILTERED(eeg))
+
+
+def _bipolar_center_z(eeg: torch.Tensor, spec: torch.Tensor | None) -> torch.Tensor:
+    # the centre first: a 50 s window and its 10 s centre give the same tensor, so that a model
+    # trained on 50 s windows sees real 10 s segments exactly as it saw its training windows
+    raw, _ = hsignal.repair_nans(center_samples(eeg).detach().cpu().numpy())
+    # each lead standardised, as the real 10 s windows were (its offset and scale are then gone in
+    # training as in the real files); no clipping in these units
+    leads = zscore_channels(torch.from_numpy(raw).to(eeg.device))
+    return zscore_channels(_UNSCALED(leads))
 
 
 def _kaggle_standardised(spec: torch.Tensor) -> torch.Tensor:
@@ -333,7 +481,8 @@ def _tiles(eeg: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
     b = eeg.shape[0]
     kaggle = torch.zeros(b, 4, 128, 256, device=eeg.device)
     kaggle[:, :, 14:114, :] = _kaggle_standardised(spec)[..., 22:278] / 2.0
-    images = _public_notebook(eeg, None)
+    # the EEG images in chain order, so that each 128-row tile holds one region in both halves
+    images = _public_notebook(eeg, None)[:, list(_CHAIN_FROM_NOTEBOOK)]
     return torch.cat([kaggle.reshape(b, 512, 256), images.reshape(b, 512, 256)], dim=-1)[:, None]
 
 
@@ -361,6 +510,7 @@ _register(
             "(64 bins 0.5-20 Hz, 1.28 s windows, 128 frames over 50 s) averaged over the 4 pairs "
             "of each chain LL, LP, RP, RL; absolute dB with a fixed scale (amplitude is kept)."
         ),
+        bipolar=FILTERED,
     ),
     _chain_mel,
     16,
@@ -372,15 +522,17 @@ _register(
         kind="image",
         uses_eeg=True,
         uses_kaggle_spectrogram=False,
-        mirror_names=CHAIN_NAMES,
+        mirror_names=PUBLIC_NOTEBOOK_CHAINS,
         mirror_rows=False,
         seconds=EEG_WINDOW_SECONDS,
         pair_blocks=None,
         freq_axis=True,
         description=(
             "The public Kaggle notebook recipe (librosa mel, 128 bins 0-20 Hz, dB ref=max, "
-            "(dB+40)/40, 256 frames, mean of the 4 pairs per chain); see public_notebook_images."
+            "(dB+40)/40, 256 frames, mean of the 4 pairs per chain), in the notebook's chain order "
+            "LL, LP, RL, RP; see public_notebook_images."
         ),
+        version=2,
     ),
     _public_notebook,
     16,
@@ -420,7 +572,9 @@ _register(
         description=(
             "Seed recipe: one 512x512 image, left half the 4 Kaggle spectrogram regions (rows "
             "14-114 of each 128-row tile, centre 256 columns, /2), right half the 4 "
-            "public-notebook EEG images; tiles stacked LL, LP, RP, RL from top."
+            "public-notebook EEG images; tiles stacked LL, LP, RP, RL from top in both halves (the "
+            "EEG images taken out of the notebook's order LL, LP, RL, RP into the chain order, so "
+            "that each tile row is one region)."
         ),
     ),
     _tiles,
@@ -443,6 +597,7 @@ _register(
             "bins 0.53-30 Hz, 0.64 s windows, 256 frames), stacked vertically into one image in "
             "left/right interleaved order (Fp1-F7, Fp2-F8, F7-T3, F8-T4, ...); fixed dB scale."
         ),
+        bipolar=_INTERLEAVED,
     ),
     _mel16,
     16,
@@ -463,6 +618,7 @@ _register(
             "mel16 with a zoom: right of the 50 s view, the central 10 s the experts labelled "
             "(256 frames every 40 ms), as the 3rd place's magnified centre window."
         ),
+        bipolar=_INTERLEAVED,
     ),
     _mel16_zoom,
     16,
@@ -484,6 +640,7 @@ _register(
             "0.5-20 Hz, 5 cycles, power averaged over the 4 filtered pairs of each chain and over "
             "256 time bins; fixed dB scale."
         ),
+        bipolar=FILTERED,
     ),
     _cwt,
     4,
@@ -505,6 +662,7 @@ _register(
             "2nd place: the filtered double banana (clip +-1024 uV, /32) as an image, 10 rows of "
             "5 s per page, each page the 16 pairs in chain order: row = 16 * segment + pair."
         ),
+        bipolar=FILTERED,
     ),
     _raw_image,
     32,
@@ -525,9 +683,55 @@ _register(
             "Raw 1-D input: NaN-repaired double banana (16 pairs, chain order), band-passed "
             "0.5-20 Hz (Butterworth order 4, zero phase), clipped to +-1024 uV, divided by 32."
         ),
+        bipolar=FILTERED,
     ),
     _bipolar_raw,
     32,
+)
+_register(
+    ReprInfo(
+        name="bipolar_center",
+        shape=(16, CENTER_SAMPLES),
+        kind="raw",
+        uses_eeg=True,
+        uses_kaggle_spectrogram=False,
+        mirror_names=BANANA_NAMES,
+        mirror_rows=False,
+        seconds=LABEL_CENTER_SECONDS,
+        pair_blocks=16,
+        freq_axis=False,
+        center_input=True,
+        description=(
+            "SPaRCNet's input: bipolar_raw (double banana, 0.5-20 Hz, clip +-1024 uV, /32) "
+            "filtered over the whole window, then its central 10 s, the part the experts labelled."
+        ),
+        bipolar=FILTERED,
+    ),
+    _bipolar_center,
+    64,
+)
+_register(
+    ReprInfo(
+        name="bipolar_center_z",
+        shape=(16, CENTER_SAMPLES),
+        kind="raw",
+        uses_eeg=True,
+        uses_kaggle_spectrogram=False,
+        mirror_names=BANANA_NAMES,
+        mirror_rows=False,
+        seconds=LABEL_CENTER_SECONDS,
+        pair_blocks=16,
+        freq_axis=False,
+        center_input=True,
+        description=(
+            "bipolar_center standardised, from the central 10 s alone: each referential lead "
+            "z-scored over those 10 s (as the real 10 s sample windows are), double banana, "
+            "band-pass 0.5-20 Hz of the 10 s, each pair z-scored (no clipping)."
+        ),
+        bipolar=_UNSCALED,
+    ),
+    _bipolar_center_z,
+    64,
 )
 
 #: Every representation by name.
@@ -566,7 +770,9 @@ def compute_representation(
         A key of ``REPRESENTATIONS``.
     eeg : torch.Tensor or numpy.ndarray or None
         Raw 50 s windows ``(batch, 20, 10000)`` in microvolts, channels in ``EEG_CHANNELS``
-        order; NaN allowed (repaired inside). May be None for a representation without EEG.
+        order; NaN allowed (repaired inside). May be None for a representation without EEG. A
+        representation with ``center_input`` also takes windows of only the labelled centre,
+        ``(batch, 20, CENTER_SAMPLES)``.
     spec : torch.Tensor or numpy.ndarray or None
         Kaggle spectrogram windows ``(batch, 4, 100, 300)`` as from
         :func:`hmslib.io.load_spectrogram_window` (regions LL, RL, LP, RP), where needed.
@@ -588,7 +794,12 @@ def compute_representation(
     """
     info = representation_info(name)
     _, fn, batch = _REGISTRY[name]
-    eeg_t = _check_eeg(eeg, sfreq, name).to(device) if info.uses_eeg else None
+    eeg_t = None
+    if info.uses_eeg:
+        centre_only = info.center_input and eeg is not None and eeg.shape[-1] == CENTER_SAMPLES
+        n_times = CENTER_SAMPLES if centre_only else EEG_WINDOW_SAMPLES
+        eeg_t = _as_float_tensor(check_eeg(eeg, what=name, sfreq=sfreq, n_times=n_times))
+        eeg_t = eeg_t.to(device)
     spec_t = None
     if info.uses_kaggle_spectrogram:
         expected = (len(SPEC_REGIONS), SPEC_N_FREQS, SPEC_WINDOW_COLUMNS)

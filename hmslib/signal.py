@@ -4,20 +4,27 @@ Every function works on arrays shaped ``(..., samples)`` (filters, clipping) or
 ``(..., channels, samples)`` (NaN repair, montages) and is vectorised over all leading axes, so a
 batch of windows ``(batch, 20, 10000)`` is processed in one call.
 
-Filters are Butterworth / notch designs applied forward and backward as second-order sections
-(:func:`scipy.signal.sosfiltfilt`): zero phase, squared magnitude response. :func:`resample_to_sfreq`
+Filters are Butterworth / notch designs applied forward and backward as second-order sections, the
+result of :func:`scipy.signal.sosfiltfilt` (zero phase, squared magnitude response, odd extension at
+the edges) computed by one FFT per row plus edge terms: about 3x faster on a CPU in float32, and on
+a GPU for torch tensors (see :func:`bandpass`). :func:`resample_to_sfreq`
 brings a recording at another rate to 200 Hz with a polyphase filter. :func:`mirror_permutation`
 derives the left/right mirror of any list of channel names (electrodes, bipolar pairs, chains) from
 the electrode pairs of the 10-20 system, so no representation keeps a table of its own.
+:func:`window_quality_flags` is the one quality rule for EEG windows (NaN, missing and flat leads,
+windows without signal) that prediction and scoring share.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
+import torch
+from scipy import fft as sfft
 from scipy import signal as sps
 
 from hmslib._checks import check_option
@@ -164,6 +171,136 @@ def _repair_rows(
 
 
 # --------------------------------------------------------------------------------------------------
+# window quality: the one rule for NaN, missing and flat leads and for windows without signal
+# --------------------------------------------------------------------------------------------------
+
+#: A lead is flat in a 1 s block whose peak-to-peak amplitude is below this, µV.
+FLAT_UV: float = 1.0
+#: A lead is listed as flat in a window when it is flat for at least this many seconds of it.
+MIN_FLAT_S: float = 5.0
+#: A window holds too little signal to be predicted when less than this share of its scalp
+#: lead-seconds carry signal (a 1 s block of a lead carries signal when at least half of its
+#: samples are finite and its peak-to-peak amplitude is at least ``FLAT_UV``): an all-NaN or
+#: all-zero EEG, or one with 10 of its 19 leads dead. Such a window gets the class prior.
+MIN_SIGNAL_SHARE: float = 0.5
+
+
+@dataclass(frozen=True)
+class WindowQuality:
+    """Per-window quality of EEG windows (:func:`window_quality_flags`); the scalp leads only.
+
+    Attributes
+    ----------
+    nan_frac : numpy.ndarray
+        float64 ``(n,)``: share of NaN samples over the 19 scalp leads of each window.
+    missing : numpy.ndarray
+        bool ``(n, 19)``: the lead is entirely NaN in the window (``SCALP_CHANNELS`` order).
+    flat : numpy.ndarray
+        bool ``(n, 19)``: the lead is flat for at least ``MIN_FLAT_S`` seconds of the window.
+    signal_frac : numpy.ndarray
+        float64 ``(n,)``: share of the scalp lead-seconds that carry signal.
+    """
+
+    nan_frac: np.ndarray
+    missing: np.ndarray
+    flat: np.ndarray
+    signal_frac: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.nan_frac)
+
+    @property
+    def no_signal(self) -> np.ndarray:
+        """bool ``(n,)``: too little signal to predict (``signal_frac < MIN_SIGNAL_SHARE``)."""
+        return self.signal_frac < MIN_SIGNAL_SHARE
+
+    @property
+    def bad(self) -> np.ndarray:
+        """bool ``(n,)``: the window holds NaN or a flat lead (or no signal)."""
+        return (self.nan_frac > 0) | self.flat.any(axis=1) | self.no_signal
+
+    @staticmethod
+    def lead_names(mask: np.ndarray) -> np.ndarray:
+        """``;``-joined ``SCALP_CHANNELS`` names of each row of a bool ``(n, 19)`` mask (object)."""
+        names = np.asarray([name + ";" for name in SCALP_CHANNELS], dtype=object)
+        joined = [("".join(names[row]) if row.any() else "").rstrip(";") for row in mask]
+        return np.asarray(joined, dtype=object)
+
+    @classmethod
+    def concat(cls, parts: Sequence[WindowQuality]) -> WindowQuality:
+        """The quality of consecutive batches of windows, as one."""
+        if not parts:
+            empty = np.zeros((0, len(SCALP_CHANNELS)), dtype=bool)
+            return cls(np.zeros(0), empty, empty, np.zeros(0))
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in cls.__dataclass_fields__))
+
+    def select(self, rows) -> WindowQuality:
+        """The quality of some of the windows (an index or a mask)."""
+        return WindowQuality(self.nan_frac[rows], self.missing[rows], self.flat[rows],
+                             self.signal_frac[rows])  # fmt: skip
+
+
+def window_quality_flags(
+    windows,
+    *,
+    sfreq: float = SFREQ,
+    flat_uv: float = FLAT_UV,
+    min_flat_s: float = MIN_FLAT_S,
+) -> WindowQuality:
+    """NaN, missing and flat scalp leads, and the share of signal, of EEG windows.
+
+    The one quality rule of hmslib: test EEGs (:func:`hmslib.predict.predict_folder`), recordings
+    (:func:`hmslib.scoring.score_eeg`) and every :class:`hmslib.predict.Predictor` judge windows by
+    it, and a window with ``signal_frac < MIN_SIGNAL_SHARE`` gets the class prior instead of a
+    model's guess from repaired zeros.
+
+    Parameters
+    ----------
+    windows : numpy.ndarray or torch.Tensor
+        ``(n, 20, samples)`` µV in ``EEG_CHANNELS`` order (NaN allowed); the EKG is not judged.
+        Seconds are counted in 1 s blocks from each window's start (a trailing part block is
+        ignored).
+    sfreq : float
+        Sampling rate, Hz.
+    flat_uv : float
+        A lead is flat in a 1 s block whose peak-to-peak amplitude (NaN skipped) is below this, µV.
+    min_flat_s : float
+        Flat seconds from which a lead is listed as flat in the window.
+
+    Returns
+    -------
+    WindowQuality
+        One entry per window.
+    """
+    x = windows.detach().cpu().numpy() if isinstance(windows, torch.Tensor) else np.asarray(windows)
+    if x.ndim != 3 or x.shape[1] != len(EEG_CHANNELS):
+        raise ValueError(
+            f"window_quality_flags: expected windows (n, {len(EEG_CHANNELS)}, samples), got "
+            f"shape {x.shape}"
+        )
+    scalp = x[:, : len(SCALP_CHANNELS)]
+    isnan = np.isnan(scalp)
+    nan_frac = isnan.mean(axis=(1, 2)) if scalp.shape[-1] else np.ones(len(x))
+    block = int(round(sfreq))
+    n_blocks = scalp.shape[-1] // block
+    shape = (*scalp.shape[:2], n_blocks, block)
+    blocks = scalp[..., : n_blocks * block].reshape(shape)
+    finite = (~isnan[..., : n_blocks * block]).reshape(shape).sum(axis=-1)
+    with np.errstate(invalid="ignore"):
+        # fmax/fmin skip NaN; a second that is all NaN gives NaN: counted as NaN, not as flat
+        ptp = np.fmax.reduce(blocks, axis=-1) - np.fmin.reduce(blocks, axis=-1)
+    flat_blocks = ptp < flat_uv
+    carries = (finite >= block / 2) & (ptp >= flat_uv)
+    signal_frac = carries.mean(axis=(1, 2)) if n_blocks else np.zeros(len(x))
+    return WindowQuality(
+        nan_frac=nan_frac.astype(np.float64),
+        missing=isnan.all(axis=-1),
+        flat=flat_blocks.sum(axis=-1) >= min_flat_s,
+        signal_frac=signal_frac.astype(np.float64),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
 # filters
 # --------------------------------------------------------------------------------------------------
 
@@ -216,22 +353,156 @@ def bandpass_sos(
     return sps.butter(order, low, btype="highpass", fs=sfreq, output="sos")
 
 
-def _filtfilt(sos: np.ndarray, x: np.ndarray, what: str) -> np.ndarray:
-    """Zero-phase filtering along the last axis, keeping float32 input float32."""
-    x = np.asarray(x)
+#: Impulse, step and state responses are kept until they fall below this share of their peak.
+_DECAY_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class _ZeroPhasePlan:
+    """Precomputed kernels of :func:`_zero_phase_fft` for one filter and one extended length ``m``.
+
+    ``gain`` is the squared magnitude response on an ``nfft`` grid (the two passes in the interior);
+    ``head`` (``L``) the first samples' correction for the forward pass's steady-state start;
+    ``tail_h``, ``tail_state``, ``tail_ring`` and ``tail_g`` the last ``L`` samples' corrections: the
+    forward pass's last output and state (from the last ``L`` inputs), the backward pass over the
+    forward pass's ringing beyond the end (which the backward pass never sees), and the backward
+    pass's steady-state start.
+    """
+
+    nfft: int
+    gain: np.ndarray
+    head: np.ndarray
+    tail_h: np.ndarray
+    tail_state: np.ndarray
+    tail_ring: np.ndarray
+    tail_g: np.ndarray
+
+
+def _decay_length(responses: np.ndarray) -> int:
+    """Samples until every response (columns) stays below ``_DECAY_TOL`` of its own peak."""
+    big = np.abs(responses) > _DECAY_TOL * np.abs(responses).max(axis=0)
+    return int(np.nonzero(big.any(axis=1))[0][-1]) + 1
+
+
+@functools.lru_cache(maxsize=32)
+def _zero_phase_plan(sos_bytes: bytes, m: int) -> _ZeroPhasePlan | None:
+    """The kernels for ``sos`` (as bytes) on extended rows of ``m`` samples; None when too short."""
+    sos = np.frombuffer(sos_bytes, dtype=np.float64).reshape(-1, 6).copy()
+    n_states, probe = 2 * len(sos), 4 * m
+    # the cascade's response to an impulse, with its state (scipy's transposed direct form II)
+    # after every sample, section by section
+    x = np.zeros(probe)
+    x[0] = 1.0
+    states = np.empty((probe, n_states))
+    for s, (_, b1, b2, _, a1, a2) in enumerate(sos):
+        y = sps.sosfilt(sos[s : s + 1], x)
+        z2 = b2 * x - a2 * y
+        states[:, 2 * s] = b1 * x - a1 * y + np.concatenate([[0.0], z2[:-1]])
+        states[:, 2 * s + 1] = z2
+        x = y
+    h = x
+    # free responses: from the steady state of a unit step (sosfiltfilt's initial conditions) and
+    # from each unit state
+    g = sps.sosfilt(sos, np.zeros(probe), zi=sps.sosfilt_zi(sos))[0]
+    ring = np.stack(
+        [sps.sosfilt(sos, np.zeros(probe), zi=z.reshape(-1, 2))[0] for z in np.eye(n_states)], 1
+    )
+    length = _decay_length(np.column_stack([h, g, states, ring]))
+    if m < 2 * length:
+        return None
+    nfft = sfft.next_fast_len(m + length - 1, real=True)
+    ring_back = np.stack(
+        [np.correlate(h[: 2 * length], ring[:length, k], mode="valid") for k in range(n_states)], 1
+    )
+    return _ZeroPhasePlan(
+        nfft=nfft,
+        gain=np.abs(np.fft.rfft(h[:length], nfft)) ** 2,
+        head=np.correlate(g[: 2 * length], h[:length], mode="valid")[:length],
+        tail_h=h[:length][::-1].copy(),
+        tail_state=states[:length][::-1].copy(),
+        tail_ring=ring_back[length:0:-1].T.copy(),
+        tail_g=g[:length][::-1].copy(),
+    )
+
+
+def _zero_phase_fft(plan: _ZeroPhasePlan, ext: torch.Tensor) -> torch.Tensor:
+    """``sosfiltfilt`` of oddly extended rows ``ext`` (without the extension's removal), by FFT.
+
+    The two passes of ``sosfiltfilt`` are, in the interior, one multiplication by the squared
+    magnitude response; what differs near the ends (each pass starts in the steady state of its first
+    value, and the backward pass stops where the forward pass's output stops) is linear in a few
+    edge values and added from the plan's kernels. Agrees with :func:`scipy.signal.sosfiltfilt` to
+    ~1e-10 of the signal in float64 and to float32 rounding of the FFT (~1e-5 of it) in float32.
+    """
+    m = ext.shape[-1]
+
+    def kernel(a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(a, dtype=ext.dtype, device=ext.device)
+
+    length = len(plan.head)
+    gain = kernel(plan.gain)
+    z = torch.fft.irfft(torch.fft.rfft(ext, plan.nfft) * gain, plan.nfft)[..., :m]
+    z[..., :length] += ext[..., :1] * kernel(plan.head)
+    # Edge terms in float64: BLAS blocks a matmul by batch size, and a row's float32 result must not
+    # depend on which rows it was batched with (a cache resumed by chunks equals a clean build).
+    tail = ext[..., m - length :].double()
+
+    def wide(a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(a, dtype=torch.float64, device=ext.device)
+
+    # the forward pass's last output and state, then their free responses, in two products
+    # (kernels @ rows.T).T: the float64 GEMM is ~5x faster with the long axis inner on both sides
+    rows = tail.reshape(-1, length)
+    end_state = (wide(np.vstack([plan.tail_h, plan.tail_state.T])) @ rows.T).T
+    edge = (end_state @ wide(np.vstack([plan.tail_g, -plan.tail_ring]))).reshape(tail.shape)
+    z[..., m - length :] += edge.to(z.dtype)
+    return z
+
+
+def _filtfilt(sos: np.ndarray, x, what: str):
+    """Zero-phase filtering along the last axis, as :func:`scipy.signal.sosfiltfilt` (odd extension).
+
+    numpy in, numpy out (float32 stays float32, anything else becomes float64); a torch tensor
+    stays a tensor on its device (float64 stays float64, anything else becomes float32). Rows long
+    enough for the filter's responses to decay are filtered by FFT (:func:`_zero_phase_fft`),
+    shorter ones by ``sosfiltfilt`` itself.
+    """
+    is_tensor = isinstance(x, torch.Tensor)
+    if not is_tensor:
+        x = np.asarray(x)
     if x.ndim < 1 or x.shape[-1] == 0:
-        raise ValueError(f"{what}: expected an array (..., samples), got shape {x.shape}")
+        raise ValueError(f"{what}: expected an array (..., samples), got shape {tuple(x.shape)}")
     # sosfiltfilt's default odd-extension length; shorter input cannot be filtered.
     padlen = 3 * (2 * len(sos) + 1 - min((sos[:, 2] == 0).sum(), (sos[:, 5] == 0).sum()))
     if x.shape[-1] <= padlen:
         raise ValueError(
             f"{what}: window too short: {x.shape[-1]} samples, the filter needs more than {padlen}"
         )
-    n_nan = int(np.isnan(x).sum())
+    # one sum reveals a NaN without a mask the size of the input; count them only then
+    finite = bool(torch.isfinite(x.sum())) if is_tensor else bool(np.isfinite(x.sum()))
+    n_nan = 0 if finite else int((torch.isnan(x) if is_tensor else np.isnan(x)).sum())
     if n_nan:
         raise ValueError(f"{what}: input has {n_nan} NaN samples; call repair_nans first")
-    dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
-    return sps.sosfiltfilt(sos, x, axis=-1).astype(dtype, copy=False)
+    if is_tensor:
+        t = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    else:
+        a = np.asarray(x, dtype=np.float32 if x.dtype == np.float32 else np.float64)
+        t = torch.from_numpy(a if a.flags.writeable else a.copy())  # torch refuses read-only memory
+    n = t.shape[-1]
+    plan = _zero_phase_plan(np.ascontiguousarray(sos, dtype=np.float64).tobytes(), n + 2 * padlen)
+    if plan is None:
+        out = torch.from_numpy(np.ascontiguousarray(sps.sosfiltfilt(sos, t.cpu().numpy(), axis=-1))).to(t)
+    else:
+        ext = torch.cat(
+            [
+                2 * t[..., :1] - t[..., 1 : padlen + 1].flip(-1),
+                t,
+                2 * t[..., -1:] - t[..., n - padlen - 1 : n - 1].flip(-1),
+            ],
+            dim=-1,
+        )
+        out = _zero_phase_fft(plan, ext)[..., padlen : padlen + n]
+    return out if is_tensor else out.numpy()
 
 
 def bandpass(
@@ -243,10 +514,17 @@ def bandpass(
 ) -> np.ndarray:
     """Zero-phase Butterworth band-pass along the last axis.
 
+    The result is :func:`scipy.signal.sosfiltfilt`'s (odd extension of ``3 * (2 * sections + 1)``
+    samples, steady-state initial conditions), computed by FFT for rows long enough for the filter's
+    responses to decay (10,000 samples at 200 Hz for the default design; shorter rows go through
+    ``sosfiltfilt``): it agrees to ~1e-10 of the signal in float64 and to float32 rounding of the
+    FFT (~1e-5 of the signal, e.g. 1e-3 uV on +-500 uV) in float32.
+
     Parameters
     ----------
-    x : numpy.ndarray
-        ``(..., samples)`` at ``sfreq``, e.g. ``(batch, 16, 10000)`` microvolts; no NaN.
+    x : numpy.ndarray or torch.Tensor
+        ``(..., samples)`` at ``sfreq``, e.g. ``(batch, 16, 10000)`` microvolts; no NaN. A tensor is
+        filtered on its device.
     low, high : float or None
         Pass band, Hz (see :func:`bandpass_sos`; None on one side gives a low- or high-pass).
     sfreq : float
@@ -257,8 +535,9 @@ def bandpass(
 
     Returns
     -------
-    numpy.ndarray
-        Same shape; float32 for float32 input, float64 otherwise.
+    numpy.ndarray or torch.Tensor
+        Same type and shape; float32 for float32 input, float64 otherwise (a tensor: float64 for
+        float64, float32 otherwise).
 
     Raises
     ------

@@ -17,7 +17,9 @@ The recipe of the top HMS solutions, with each credited choice a switch of
 
 :func:`fit_fold` writes, atomically, the files of :func:`hmslib.checkpoints.fold_paths` under the run
 folder: the best checkpoint ``models/<name>/fold<k>.pt``, the resume checkpoint ``fold<k>_last.pt``,
-``fold<k>_metrics.csv``, ``train_config.json`` and ``oof/<name>_fold<k>.parquet``.
+``fold<k>_metrics.csv``, ``train_config.json`` and ``oof/<name>_fold<k>.parquet``. Every checkpoint
+also holds ``class_prior``, the mean vote distribution of the fold's training rows, which prediction
+gives to windows without signal.
 
 An interrupted fit resumes from ``fold<k>_last.pt`` and ends exactly where an uninterrupted one
 would (on CPU with the same seed), with the same files: every epoch's randomness is derived from
@@ -49,7 +51,7 @@ from hmslib.checkpoints import fold_paths, read_checkpoint, save_checkpoint
 from hmslib.config import TrainConfig
 from hmslib.constants import CLASSES, PRED_COLUMNS, VOTE_COLUMNS
 from hmslib.datasets import CacheDataset, RawWindowDataset, epoch_batches, training_units
-from hmslib.labels import make_folds, total_votes
+from hmslib.labels import class_prior, make_folds, total_votes
 from hmslib.losses import kl_loss, loss_weights
 from hmslib.metrics import kl_split
 from hmslib.models import build_model, probabilities
@@ -175,11 +177,13 @@ def _resolve_cache(config: TrainConfig, d: _Dist, *, progress: bool) -> Path:
 
 @dataclass
 class _FoldData:
-    """Validation rows of one fold, their dataset, and the training dataset of each stage."""
+    """Validation rows of one fold, their dataset, the training dataset of each stage, and the
+    class prior (mean vote distribution) of the fold's training rows."""
 
     val_rows: pd.DataFrame
     val: torch.utils.data.Dataset
     make_train: Callable[[int], torch.utils.data.Dataset | None]
+    class_prior: np.ndarray
 
 
 def _prepare(config: TrainConfig, fold: int, d: _Dist, *, progress: bool) -> _FoldData:
@@ -218,7 +222,7 @@ def _prepare(config: TrainConfig, fold: int, d: _Dist, *, progress: bool) -> _Fo
         return make(rows, by=config.recipe.sample_by, smoothing=config.recipe.label_smoothing, training=True)
 
     val = make(val_rows, by="window", smoothing=0.0, training=False)
-    return _FoldData(val_rows, val, make_train)
+    return _FoldData(val_rows, val, make_train, class_prior(train_rows))
 
 
 def _loader(
@@ -497,7 +501,12 @@ def _fit(config: TrainConfig, fold: int, d: _Dist, *, progress: bool) -> dict:
                 _oof_table(fold_data.val_rows, state["best_preds"], fold), paths["oof"]
             )
             save_checkpoint(
-                {"train_config": config.to_dict(), **state, "state_dict": model.state_dict()},
+                {
+                    "train_config": config.to_dict(),
+                    "class_prior": fold_data.class_prior.tolist(),
+                    **state,
+                    "state_dict": model.state_dict(),
+                },
                 paths["last"],
             )
         d.barrier()
@@ -587,7 +596,7 @@ def _run_stage(run: _Run, state: dict, dataset, n_epochs: int, peak_lr: float, s
         state["epoch"] = epoch + 1
         run.bar.set_postfix(stage=stage, loss=f"{train_loss:.3f}", val_kl=f"{score:.3f}")
         if run.d.main:
-            _write_epoch(state, run.model, optimizer, scheduler, config, run.paths, improved)
+            _write_epoch(state, run, optimizer, scheduler, improved)
         run.d.barrier()
 
 
@@ -613,9 +622,10 @@ def _train_batches(n: int, config: TrainConfig, d: _Dist, *, key: int) -> list[n
     )
 
 
-def _write_epoch(state, model, optimizer, scheduler, config, paths, improved: bool) -> None:
+def _write_epoch(state, run: _Run, optimizer, scheduler, improved: bool) -> None:
     """After an epoch: best checkpoint (if improved), metrics CSV, then the resume checkpoint."""
-    header = {"train_config": config.to_dict()}
+    model, paths = run.model, run.paths
+    header = {"train_config": run.config.to_dict(), "class_prior": run.data.class_prior.tolist()}
     if improved:
         save_checkpoint(
             {

@@ -70,7 +70,9 @@ def plot_recordings(table: pd.DataFrame) -> Figure:
     return fig
 
 
-def plot_spectrogram_comparison(kaggle_window: np.ndarray, eeg_image: np.ndarray, *, title: str = "") -> Figure:
+def plot_spectrogram_comparison(
+    kaggle_window: np.ndarray, eeg_image: np.ndarray, *, title: str = "", chains=CHAIN_NAMES
+) -> Figure:
     """The competition's spectrogram of a window beside one computed from its EEG.
 
     Parameters
@@ -78,10 +80,12 @@ def plot_spectrogram_comparison(kaggle_window: np.ndarray, eeg_image: np.ndarray
     kaggle_window : numpy.ndarray
         ``(4, 100, 300)`` Kaggle spectrogram window (regions LL, RL, LP, RP; power).
     eeg_image : numpy.ndarray
-        ``(4, n_freqs, n_times)`` EEG-derived image per chain (e.g. ``public_notebook`` output,
-        chains LL, LP, RP, RL).
+        ``(4, n_freqs, n_times)`` EEG-derived image per chain (e.g. ``public_notebook`` output).
     title : str
         Figure title.
+    chains : sequence of str
+        Chain of each image of ``eeg_image`` (default LL, LP, RP, RL; the ``public_notebook``
+        images come in ``representations.PUBLIC_NOTEBOOK_CHAINS`` order).
     """
     import matplotlib.pyplot as plt
 
@@ -91,7 +95,7 @@ def plot_spectrogram_comparison(kaggle_window: np.ndarray, eeg_image: np.ndarray
         axes[0, i].imshow(log_power[i], origin="lower", aspect="auto", cmap="magma",
                           extent=(0, 600, 0.59, 19.92))  # fmt: skip
         axes[0, i].set_title(f"Kaggle {region} (600 s)", fontsize=9)
-    for i, chain in enumerate(CHAIN_NAMES):
+    for i, chain in enumerate(chains):
         axes[1, i].imshow(eeg_image[i], origin="lower", aspect="auto", cmap="magma",
                           extent=(0, 50, 0, 20))  # fmt: skip
         axes[1, i].set_title(f"EEG {chain} (50 s)", fontsize=9)
@@ -500,6 +504,60 @@ def plot_kl_by_group(
     return fig
 
 
+def plot_ablation(
+    summary: pd.DataFrame, *, ax: Axes | None = None, title: str | None = "One switch at a time"
+) -> Figure:
+    """Each switch's paired KL difference from its reference run, with its patient interval.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        One row per switch with columns ``switch``, ``diff`` (KL of the switch minus KL of its
+        reference on the same windows, nats; negative = the switch helps), ``lo`` and ``hi`` (the
+        interval; NaN draws no bar) and optionally ``group`` (one colour per group) and
+        ``reference`` (shown in the label when it is not ``base``).
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw into; a new figure is made by default.
+    title : str, optional
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One horizontal error bar per switch, best (most negative) at the top, a line at 0.
+
+    Raises
+    ------
+    ValueError
+        ``summary`` lacks one of the required columns.
+    """
+    missing = [c for c in ("switch", "diff", "lo", "hi") if c not in summary.columns]
+    if missing:
+        raise ValueError(f"plot_ablation: summary lacks columns {missing}")
+    table = summary.sort_values("diff", ascending=False, kind="stable").reset_index(drop=True)
+    groups = table["group"] if "group" in table.columns else pd.Series("switch", index=table.index)
+    references = table["reference"] if "reference" in table.columns else pd.Series("base", index=table.index)
+    labels = [
+        name if ref == "base" else f"{name} (vs {ref})"
+        for name, ref in zip(table["switch"], references, strict=True)
+    ]
+    fig, ax = _axes(ax, (7.0, max(2.5, 1.0 + 0.32 * len(table))))
+    y = np.arange(len(table))
+    diff, lo, hi = (table[c].to_numpy(np.float64) for c in ("diff", "lo", "hi"))
+    err = np.vstack([np.nan_to_num(diff - lo), np.nan_to_num(hi - diff)])
+    for k, group in enumerate(dict.fromkeys(groups)):
+        rows = (groups == group).to_numpy()
+        ax.errorbar(diff[rows], y[rows], xerr=err[:, rows], fmt="o", capsize=3, color=f"C{k}", label=str(group))
+    ax.axvline(0.0, color="0.3", lw=1)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_xlabel("KL difference from the reference, >= 10-vote windows (nats; < 0 helps)")
+    if len(set(groups)) > 1:
+        ax.legend(fontsize=8)
+    if title is not None:
+        ax.set_title(title)
+    return fig
+
+
 def plot_training_curves(
     metrics_csv_paths: Sequence[str | os.PathLike], *, title: str | None = None
 ) -> Figure:
@@ -619,6 +677,7 @@ def plot_timeline(
     title: str | None = None,
     figsize: tuple[float, float] = (12.0, 6.0),
     max_columns: int = 2000,
+    segments=None,
 ):
     """Stacked class probabilities over time above a spectrogram overview of the recording.
 
@@ -640,6 +699,9 @@ def plot_timeline(
         Figure size, inches.
     max_columns : int
         Most time columns of the spectrogram (2 s segments are averaged beyond that).
+    segments : sequence of hmslib.recording.Segment, optional
+        The continuous stretches of a discontinuous (EDF+D) recording: each is drawn at its onset
+        in recording time, the gaps between them left grey. None: one stretch from 0 s.
 
     Returns
     -------
@@ -659,9 +721,13 @@ def plot_timeline(
     probs = timeline[list(CLASSES)].to_numpy(dtype=np.float64)
     colors = [CLASS_COLORS[c] for c in CLASSES]
 
-    x = np.concatenate([start, end[-1:]])
-    y = np.concatenate([probs, probs[-1:]]).T
-    ax_p.stackplot(x, y, step="post", colors=colors, labels=CLASSES, linewidth=0)
+    # one stack per continuous stretch of rows, so that nothing is drawn across a gap
+    stretch = timeline["segment"].to_numpy() if "segment" in timeline.columns else np.zeros(len(start))
+    for k, rows in enumerate(np.split(np.arange(len(start)), np.flatnonzero(np.diff(stretch)) + 1)):
+        x = np.concatenate([start[rows], end[rows[-1:]]])
+        y = np.concatenate([probs[rows], probs[rows[-1:]]]).T
+        ax_p.stackplot(x, y, step="post", colors=colors, labels=CLASSES if k == 0 else (),
+                       linewidth=0)  # fmt: skip
     ax_p.set(ylim=(0, 1), ylabel="probability")
     ax_p.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", frameon=False)
 
@@ -676,19 +742,30 @@ def plot_timeline(
     ax_c.set(ylim=(0, 1), yticks=[])
     ax_c.set_ylabel("top", rotation=0, ha="right", va="center")
 
-    times, freqs, power = _overview_spectrogram(eeg, sfreq=sfreq, max_columns=max_columns)
-    image = power[::-1].reshape(-1, power.shape[-1])  # rows from the bottom: RL 0.5-20 Hz ... LL
-    lo, hi = np.percentile(image, [2, 98])
-    half = (times[1] - times[0]) / 2 if len(times) > 1 else times[0]
-    extent = (times[0] - half, times[-1] + half, 0, len(CHAINS))
-    ax_s.imshow(image, aspect="auto", origin="lower", cmap="viridis", vmin=lo, vmax=hi,
-                extent=extent, interpolation="nearest")  # fmt: skip
+    stretches = [(0.0, 0, eeg.shape[-1])] if segments is None else [
+        (seg.onset_s, seg.start, seg.stop) for seg in segments
+    ]
+    images = []
+    for onset, first, stop in stretches:
+        times, freqs, power = _overview_spectrogram(
+            eeg[:, first:stop], sfreq=sfreq, max_columns=max_columns
+        )
+        if len(times):  # a stretch shorter than one 2 s column is left grey
+            images.append((onset, onset + times, power[::-1].reshape(-1, power.shape[-1])))
+    lo, hi = np.percentile(np.concatenate([image for *_, image in images], axis=1), [2, 98])
+    ax_s.set_facecolor("0.85")  # gaps between stretches
+    for onset, times, image in images:  # rows from the bottom: RL 0.5-20 Hz ... LL
+        half = (times[1] - times[0]) / 2 if len(times) > 1 else times[0] - onset
+        extent = (times[0] - half, times[-1] + half, 0, len(CHAINS))
+        ax_s.imshow(image, aspect="auto", origin="lower", cmap="viridis", vmin=lo, vmax=hi,
+                    extent=extent, interpolation="nearest")  # fmt: skip
     ax_s.set_yticks(np.arange(len(CHAINS)) + 0.5, labels=list(CHAINS)[::-1])
     for y in range(1, len(CHAINS)):
         ax_s.axhline(y, color="white", linewidth=0.8)
     ax_s.set_ylabel(f"0.5-{freqs[-1]:.0f} Hz\nper chain")
     ax_s.set_xlabel("time (h:mm:ss)")
-    ax_s.set_xlim(0, eeg.shape[-1] / sfreq)
+    onset, first, stop = stretches[-1]
+    ax_s.set_xlim(0, onset + (stop - first) / sfreq)
     ax_s.xaxis.set_major_formatter(FuncFormatter(_format_hms))
     if title:
         fig.suptitle(title)

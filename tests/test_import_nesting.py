@@ -30,6 +30,7 @@ ORDER: tuple[str, ...] = (
     "synthetic.cohort",
     "synthetic.render",
     "synthetic.writer",
+    "synthetic.realism",
     "synthetic",
     "cache",
     "augment",
@@ -40,6 +41,7 @@ ORDER: tuple[str, ...] = (
     "config",
     "checkpoints",
     "analysis",
+    "calibration",
     "ensemble",
     "eda",
     "viz",
@@ -49,6 +51,7 @@ ORDER: tuple[str, ...] = (
     "report",
     "pipeline",
     "bundle",
+    "export",
     "cli",
 )
 

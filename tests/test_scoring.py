@@ -150,6 +150,44 @@ def test_scoring_marks_filled_and_bad_windows():
     assert_allclose(timeline[list(CLASSES)].sum(axis=1), 1.0, atol=1e-9)
 
 
+def test_windows_without_signal_get_the_prior_and_say_so():
+    eeg = band_limited(120.0, 200.0, 20).astype(np.float32)
+    eeg[:19, 40 * 200 : 110 * 200] = np.nan  # every scalp lead lost from 40 to 110 s
+    eeg[:19, 110 * 200 :] = 0.0  # then disconnected: flat zeros
+    prior = np.array([0.5, 0.1, 0.1, 0.1, 0.1, 0.1])
+    timeline = score_eeg(eeg, tiny_predictor(), prior=prior, progress=False)
+    starts = timeline["start_s"].to_numpy() - 20.0
+    # signal in a window: the lead-seconds outside [40, 120) s; the prior below half of them
+    signal_s = np.clip(40.0 - starts, 0, 50)
+    assert timeline["prior_used"].tolist() == (signal_s < 25).tolist()
+    assert timeline["prior_used"].any() and not timeline["prior_used"].all()
+    used = timeline["prior_used"].to_numpy()
+    assert_allclose(timeline.loc[used, list(CLASSES)].to_numpy(), np.tile(prior, (used.sum(), 1)))
+    reference = tiny_predictor()(_windows(eeg))
+    assert_allclose(timeline.loc[~used, list(CLASSES)].to_numpy(), reference[~used], rtol=1e-6)
+    assert timeline["bad"].tolist() == (starts + 50 > 40).tolist()
+    assert (timeline["segment"] == 0).all()
+    # a Predictor's own prior is the default
+    holder = tiny_predictor()
+    predictor = type("P", (), {"class_prior": prior[::-1].copy(), "__call__": lambda self, w: holder(w)})()
+    again = score_eeg(eeg, predictor, progress=False)
+    assert_allclose(again.loc[used, list(CLASSES)].to_numpy(), np.tile(prior[::-1], (used.sum(), 1)))
+
+
+def test_segments_are_scored_apart_and_placed_in_recording_time():
+    from hmslib.recording import Segment
+
+    eeg = band_limited(130.0, 200.0, 20).astype(np.float32)
+    segments = [Segment(0.0, 0, 60 * 200), Segment(500.0, 60 * 200, 130 * 200)]
+    timeline = score_eeg(eeg, tiny_predictor(), segments=segments, progress=False)
+    assert_allclose(timeline["start_s"], [20.0, 30.0, 520.0, 530.0, 540.0])
+    assert timeline["segment"].tolist() == [0, 0, 1, 1, 1]
+    expected = tiny_predictor()(np.stack([eeg[:, a : a + 10000] for a in (0, 2000, 12000, 14000, 16000)]))
+    assert_allclose(timeline[list(CLASSES)].to_numpy(), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="none as long as one 50 s window"):
+        score_eeg(eeg, tiny_predictor(), segments=[Segment(0.0, 0, 9000), Segment(90.0, 9000, 18000)])
+
+
 def test_scoring_checks_the_predictor_output():
     eeg = np.zeros((20, 200 * 70), dtype=np.float32)  # three windows at a 10 s stride
     with pytest.raises(ValueError, match=r"predictor returned shape \(3, 5\)"):
@@ -230,7 +268,8 @@ def write_run(
         )
         for fold in range(n_folds):
             torch.manual_seed(10 * i + fold)
-            payload = {"train_config": train_config.to_dict(), "state_dict": build_model(config).state_dict()}  # fmt: skip
+            payload = {"train_config": train_config.to_dict(), "state_dict": build_model(config).state_dict(),
+                       "class_prior": [1 / 6] * 6}  # fmt: skip
             save_checkpoint(payload, run_dir / "models" / name / f"fold{fold}.pt")
     method = "nelder_mead" if bias is None else "stack"
     save_ensemble(
@@ -304,9 +343,10 @@ def test_one_prediction_path_for_test_folders_and_recordings(tmp_path, tta):
     eeg[EEG_CHANNELS.index("C4"), 3000:3400] = np.nan  # a dropout, as in real test EEGs
     data = _kaggle_test_folder(tmp_path / "data", eeg)
 
-    submission = predict_folder(
-        data, run, out=tmp_path / "submission.csv", device="cpu", tta=tta, progress=False
-    )
+    with pytest.warns(UserWarning, match=r"123: 0\.2% NaN filled"):  # 400 of 190,000 samples
+        submission = predict_folder(
+            data, run, out=tmp_path / "submission.csv", device="cpu", tta=tta, progress=False
+        )
     same_eeg = load_eeg(data, 123, "test")
     assert same_eeg.shape == (20, 10000)
     predictor = Predictor.from_run(run, eeg_only=True, tta=tta)
@@ -369,3 +409,18 @@ def test_cli_score_edf_with_tta(tmp_path, eeg_run, capsys):
     got = timeline[list(CLASSES)].to_numpy()
     assert_allclose(got, expected, rtol=1e-5, atol=1e-6)  # the CSV keeps 6 significant digits
     assert np.abs(got - plain).max() > 1e-4  # --tta took effect
+
+
+def test_channels_last_and_bfloat16_predictors_agree_with_float32(eeg_run):
+    windows = np.stack([band_limited(50.0, 200.0, 20, seed=s) for s in (9, 10)]).astype(np.float32)
+    base = Predictor.from_run(eeg_run)
+    plain = base.predict(windows)
+    fast = Predictor.from_run(eeg_run, channels_last=True)
+    image = [m for models in fast.folds.values() for m, cfg in models if cfg.representation == "chain_mel"]
+    assert image and all(
+        p.is_contiguous(memory_format=torch.channels_last) for m in image for p in m.parameters() if p.ndim == 4
+    )
+    assert_allclose(fast.predict(windows), plain, rtol=0, atol=1e-5)
+    half = Predictor.from_run(eeg_run, bfloat16=True).predict(windows)
+    assert_allclose(half.sum(axis=1), 1.0, atol=1e-9)
+    assert_allclose(half, plain, rtol=0, atol=3e-2)

@@ -79,6 +79,37 @@ def test_bandpass_batched_equals_row_by_row():
             assert_allclose(batched[i, j], sps.sosfiltfilt(sos, x[i, j]), atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("low", "high", "order"), [(0.5, 20.0, 4), (1.0, 30.0, 2), (None, 20.0, 4), (0.5, None, 3)]
+)
+def test_fft_zero_phase_filter_equals_sosfiltfilt(real_eeg, low, high, order):
+    """50 s windows (and longer rows) are filtered by FFT; the result is sosfiltfilt's, edges
+    (odd extension, steady-state starts) included: float64 to 1e-9 of the signal's peak, float32 to
+    1e-5 of it (FFT rounding), a torch tensor the same as the array."""
+    leads = real_eeg[list(SCALP_CHANNELS)].to_numpy(np.float64).T[:, :10_000]  # DC offsets, drifts
+    rng = np.random.default_rng(3)
+    steps = np.cumsum(rng.standard_normal((4, 30_000)), axis=1) + 300.0  # a long, drifting row set
+    edges = [f for f in (low, high) if f is not None]
+    btype = {2: "bandpass"}.get(len(edges), "lowpass" if high else "highpass")
+    sos = sps.butter(order, edges if len(edges) == 2 else edges[0], btype=btype, fs=SFREQ, output="sos")
+    for x in (leads, steps):
+        expected = sps.sosfiltfilt(sos, x, axis=-1)
+        peak = np.abs(x).max()
+        ours = signal.bandpass(x, low, high, SFREQ, order)
+        assert ours.dtype == np.float64
+        assert np.abs(ours - expected).max() < 1e-9 * peak
+        edges = np.r_[0:100, x.shape[-1] - 100 : x.shape[-1]]
+        assert np.abs(ours[:, edges] - expected[:, edges]).max() < 1e-9 * peak
+        single = signal.bandpass(x.astype(np.float32), low, high, SFREQ, order)
+        assert single.dtype == np.float32
+        assert np.abs(single - expected).max() < 1e-5 * peak
+        tensor = signal.bandpass(torch.from_numpy(x.astype(np.float32)), low, high, SFREQ, order)
+        assert isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float32
+        assert_allclose(tensor.numpy(), single, rtol=0, atol=1e-6 * peak)
+    notch_sos = sps.tf2sos(*sps.iirnotch(60.0, 30.0, fs=SFREQ))
+    assert np.abs(signal.notch(leads) - sps.sosfiltfilt(notch_sos, leads)).max() < 1e-9 * peak
+
+
 def test_notch_removes_mains_and_keeps_eeg_band():
     b, a = sps.iirnotch(60.0, 30.0, fs=SFREQ)
     freqs, measured = _impulse_response(lambda x: signal.notch(x, 60.0, SFREQ))

@@ -247,6 +247,13 @@ def test_fit_fold_writes_checkpoint_metrics_and_oof(data, caches, tmp_path):
     assert metrics[["stage", "epoch"]].values.tolist() == [[1, 0], [1, 1], [2, 0]]
     assert_allclose(metrics.val_kl.min(), result["val_kl"])
     train_rows = df[make_folds(df, 2, config.recipe.seed) == 0]
+    # every checkpoint stores the class prior of the fold's training rows (what no signal gets)
+    votes = train_rows[list(VOTE_COLUMNS)].to_numpy(dtype=np.float64)
+    prior = (votes / votes.sum(axis=1, keepdims=True)).mean(axis=0)
+    for kind in ("checkpoint", "last"):
+        path = result["checkpoint"] if kind == "checkpoint" else Path(result["checkpoint"]).with_name("fold1_last.pt")
+        assert_allclose(torch.load(path, weights_only=False)["class_prior"], prior, rtol=1e-12)
+
     assert metrics.n_train.iloc[-1] < metrics.n_train.iloc[0]  # stage 2: only >= 3-vote groups
     assert (total_votes(train_rows) < 3).any()
 
@@ -352,6 +359,27 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(
         pd.read_csv(whole["metrics"]).drop(columns=drop),
         pd.read_csv(resumed["metrics"]).drop(columns=drop),
     )
+    # the final fold0_last.pt of the resumed fit holds what a clean run's holds (no optimizer,
+    # scheduler or RNG state left over from the resume)
+    last_a = torch.load(tmp_path / "whole" / "models" / "tiny" / "fold0_last.pt", weights_only=False)
+    last_b = torch.load(tmp_path / "cut" / "models" / "tiny" / "fold0_last.pt", weights_only=False)
+    assert sorted(last_a) == sorted(last_b) and "optimizer" not in last_b and last_b["finished"]
+    for key in last_a["state_dict"]:
+        assert torch.equal(last_a["state_dict"][key], last_b["state_dict"][key]), key
+    assert_allclose(last_a["class_prior"], last_b["class_prior"])
+    size_a, size_b = (tmp_path / d / "models" / "tiny" / "fold0_last.pt" for d in ("whole", "cut"))
+    assert abs(size_a.stat().st_size - size_b.stat().st_size) < 0.05 * size_a.stat().st_size
+
+
+def test_truncated_resume_checkpoint_says_how_to_start_fresh(data, caches, tmp_path, capsys):
+    config = _config(data, caches, tmp_path / "run", epochs=1, stage2_epochs=0)
+    last = tmp_path / "run" / "models" / "tiny" / "fold0_last.pt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"PK\x03\x04 half a zip")  # a copy cut short
+    with pytest.raises(ValueError, match=r"fold0_last\.pt: not a readable checkpoint .*cannot resume "
+                       r"from it: delete it, or start over with `hms train --restart`"):  # fmt: skip
+        train.fit_fold(config, 0, progress=False)
+    assert not (last.parent / "fold0.pt").exists()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -247,6 +247,28 @@ def test_plot_timeline_marks_the_top_class():
     plt.close(fig)
 
 
+def test_plot_timeline_draws_edf_plus_d_stretches_at_their_onsets():
+    """Two stretches of 120 s recorded at 0 s and 300 s: the overview puts each at its onset in
+    recording time, the axis ends at the second's end, and no probability stack spans the gap."""
+    from hmslib.recording import Segment
+
+    eeg = band_limited(240.0, 200.0, 20).astype(np.float32)
+    segments = (Segment(0.0, 0, 24_000), Segment(300.0, 24_000, 48_000))
+    timeline = scoring.score_eeg(
+        eeg, scoring.constant_predictor(np.full(6, 1 / 6)), segments=segments, progress=False
+    )
+    fig = viz.plot_timeline(timeline, eeg, segments=segments)
+    overview = fig.axes[2]
+    starts = sorted(image.get_extent()[0] for image in overview.images)
+    assert len(starts) == 2 and abs(starts[0]) < 1e-9 and abs(starts[1] - 300.0) < 1e-9
+    assert overview.get_xlim() == (0.0, 420.0)
+    stacks = [c for c in fig.axes[0].collections]
+    assert len(stacks) == 2 * len(CLASSES)  # one stack per stretch
+    spans = [(p.get_paths()[0].vertices[:, 0].min(), p.get_paths()[0].vertices[:, 0].max()) for p in stacks]
+    assert all(hi <= 120.0 or lo >= 300.0 for lo, hi in spans)
+    plt.close(fig)
+
+
 def test_overview_spectrogram_shows_a_burst_in_its_chains():
     t = np.arange(200 * 300) / 200.0
     eeg = np.random.default_rng(2).normal(scale=5.0, size=(20, t.size)).astype(np.float32)
@@ -266,3 +288,38 @@ def test_overview_spectrogram_shows_a_burst_in_its_chains():
     for region, fp1_in_chain in ((3, True), (2, True), (1, False), (0, False)):  # LL LP RP RL
         rows = during[region * n_freqs : (region + 1) * n_freqs]
         assert (rows.argmax() == row_15hz) == fp1_in_chain
+
+
+def test_plot_ablation_puts_each_switch_at_its_difference():
+    summary = pd.DataFrame(
+        {
+            "switch": ["mixup", "entmax", "mel16", "channel_zero"],
+            "group": ["trick", "trick", "representation", "trick"],
+            "reference": ["base", "base", "base", "mel16"],
+            "diff": [-0.02, 0.01, 0.005, -0.001],
+            "lo": [-0.03, -0.002, np.nan, -0.004],
+            "hi": [-0.01, 0.02, np.nan, 0.003],
+        }
+    )
+    fig = viz.plot_ablation(summary)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    # best (most negative) at the top: largest y
+    assert labels == ["entmax", "mel16", "channel_zero (vs mel16)", "mixup"]
+    points = {}
+    for line in ax.lines:
+        x, y = line.get_data()
+        if len(x) and line.get_linestyle() == "None" and line.get_marker() == "o":
+            points.update({labels[int(round(yy))]: xx for xx, yy in zip(x, y, strict=True)})
+    assert points == pytest.approx(
+        {"mixup": -0.02, "entmax": 0.01, "mel16": 0.005, "channel_zero (vs mel16)": -0.001}
+    )
+    spans = []  # the horizontal error bars: (left, right) of each
+    for collection in ax.collections:
+        for seg in collection.get_segments():
+            if np.isclose(seg[0, 1], seg[1, 1]):
+                spans.append((round(float(seg[:, 0].min()), 6), round(float(seg[:, 0].max()), 6)))
+    assert {(-0.03, -0.01), (-0.002, 0.02), (-0.004, 0.003)} <= set(spans)
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["representation", "trick"]
+    with pytest.raises(ValueError, match=r"lacks columns \['hi'\]"):
+        viz.plot_ablation(summary.drop(columns="hi"))
