@@ -1,4 +1,5 @@
-"""Out-of-fold (OOF) analysis: merge a model's folds, KL tables, confusion, calibration, worst windows.
+"""Out-of-fold (OOF) analysis: merge a model's folds, KL tables, clinical metrics (AUROC, calibration
+error), confusion, calibration, worst windows.
 
 The figures of these tables are drawn by :mod:`hmslib.viz`.
 
@@ -34,7 +35,7 @@ from hmslib.constants import (
     VOTE_COLUMNS,
 )
 from hmslib.labels import VOTE_GROUPS, total_votes, vote_group
-from hmslib.metrics import kl_rows
+from hmslib.metrics import calibration_bins, class_auroc, class_calibration_errors, kl_rows
 
 _FOLD_FILE = re.compile(r"^(?P<model>.+)_fold(?P<fold>\d+)\.parquet$")
 _ROW_SUM_TOL = 1e-3
@@ -354,17 +355,13 @@ def reliability(oof: pd.DataFrame, n_bins: int = 10, *, model: str | None = None
     ValueError
         ``n_bins < 1``, several models and no ``model``, or an unknown ``model``.
     """
-    check_number("n_bins", n_bins, low=1, integer=True)
     votes, preds = _arrays(select_model(oof, model))
-    y = votes / votes.sum(axis=1, keepdims=True)
+    n, pred_sum, observed_sum = calibration_bins(votes, preds, n_bins=n_bins)
     k = len(CLASSES)
-    bins = np.minimum((preds * n_bins).astype(np.int64), n_bins - 1)
-    flat = (np.arange(k) * n_bins + bins).ravel()  # (n, 6) -> class-major bin id per entry
-    size = k * n_bins
-    n = np.bincount(flat, minlength=size)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_pred = np.bincount(flat, weights=preds.ravel(), minlength=size) / n
-        observed = np.bincount(flat, weights=y.ravel(), minlength=size) / n
+        mean_pred = (pred_sum / n).ravel()
+        observed = (observed_sum / n).ravel()
+    n = n.ravel().astype(np.int64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     return pd.DataFrame(
         {
@@ -405,3 +402,130 @@ def worst_windows(oof: pd.DataFrame, n: int = 10, *, model: str | None = None) -
         kl=kl_rows(votes, preds).sum(axis=1),
     )
     return out.sort_values("kl", ascending=False, kind="stable").head(n).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# clinical metrics
+# --------------------------------------------------------------------------------------------------
+
+
+def _high_agreement_rows(oof: pd.DataFrame, min_votes: int) -> pd.DataFrame:
+    check_number("min_votes", min_votes, low=0, integer=True)
+    return oof.loc[total_votes(oof) >= min_votes]
+
+
+def auroc_table(
+    oof: pd.DataFrame,
+    *,
+    min_votes: int = HIGH_AGREEMENT_VOTES,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per-class one-vs-rest AUROC of each model against the consensus, with patient intervals.
+
+    Parameters
+    ----------
+    oof : pandas.DataFrame
+        OOF rows of one or more models.
+    min_votes : int
+        Only windows with at least this many votes (the consensus of fewer votes is mostly noise;
+        the clinical papers and the leaderboard score high-agreement windows).
+    n_boot : int
+        Patient-bootstrap draws of the intervals.
+    level : float
+        Coverage of the intervals.
+    seed : int
+        Seed of the draws (the same draws for every model: their intervals are comparable).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model, class`` (the six classes then ``macro``), ``auroc``, ``lo``, ``hi``,
+        ``n_pos`` (:func:`hmslib.metrics.class_auroc`).
+    """
+    rows = _high_agreement_rows(oof, min_votes)
+    names = model_column(rows)
+    frames = []
+    for model in sorted(model_column(oof).unique()):
+        part = rows.loc[names == model]
+        table = class_auroc(
+            part[list(VOTE_COLUMNS)].to_numpy(np.float64),
+            part[list(PRED_COLUMNS)].to_numpy(np.float64),
+            groups=part["patient_id"].to_numpy(),
+            n_boot=n_boot,
+            level=level,
+            seed=seed,
+        )
+        frames.append(table.reset_index().assign(model=model))
+    out = pd.concat(frames, ignore_index=True)
+    return out[["model", "class", "auroc", "lo", "hi", "n_pos"]]
+
+
+def calibration_table(
+    oof: pd.DataFrame, *, min_votes: int = 0, n_bins: int = 10
+) -> pd.DataFrame:
+    """Expected calibration error of each model, per class and overall.
+
+    Parameters
+    ----------
+    oof : pandas.DataFrame
+        OOF rows of one or more models.
+    min_votes : int
+        Only windows with at least this many votes (0: all).
+    n_bins : int
+        Equal-width probability bins (as :func:`reliability`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``model``; columns ``ece`` (mean over classes) and ``ece_<class>``
+        (:func:`hmslib.metrics.class_calibration_errors`); NaN for a model without such windows.
+    """
+    rows = _high_agreement_rows(oof, min_votes)
+    names = model_column(rows)
+    table = {}
+    for model in sorted(model_column(oof).unique()):
+        part = rows.loc[names == model]
+        if len(part):
+            errors = class_calibration_errors(*_arrays(part), n_bins=n_bins)
+        else:
+            errors = pd.Series(np.nan, index=list(CLASSES))
+        table[model] = {"ece": errors.mean(), **errors.add_prefix("ece_").to_dict()}
+    return pd.DataFrame.from_dict(table, orient="index").rename_axis("model")
+
+
+def clinical_summary(
+    oof: pd.DataFrame,
+    *,
+    min_votes: int = HIGH_AGREEMENT_VOTES,
+    n_boot: int = 1000,
+    seed: int = 0,
+    n_bins: int = 10,
+) -> pd.DataFrame:
+    """Beside the KL: macro AUROC with its patient interval and the calibration error, per model.
+
+    Parameters
+    ----------
+    oof : pandas.DataFrame
+        OOF rows of one or more models.
+    min_votes : int
+        Windows with at least this many votes, for both metrics.
+    n_boot, seed : int
+        Patient-bootstrap draws and their seed.
+    n_bins : int
+        Bins of the calibration error.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``model``; columns ``auroc`` (macro over classes, one vs rest against the consensus),
+        ``auroc_lo``, ``auroc_hi`` (95% patient-bootstrap interval) and ``ece``.
+    """
+    macro = auroc_table(oof, min_votes=min_votes, n_boot=n_boot, seed=seed)
+    macro = macro[macro["class"] == "macro"].set_index("model")
+    ece = calibration_table(oof, min_votes=min_votes, n_bins=n_bins)["ece"]
+    out = pd.DataFrame(
+        {"auroc": macro["auroc"], "auroc_lo": macro["lo"], "auroc_hi": macro["hi"], "ece": ece}
+    )
+    return out.rename_axis("model")

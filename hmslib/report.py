@@ -1,4 +1,5 @@
-"""The KL tables a run ends with: prior, floor, each model, equal weights and the ensemble.
+"""The KL tables a run ends with: prior, floor, each model (raw and at its temperature), every
+blend without and with temperature scaling, and the ensemble, with clinical metrics beside the KL.
 
 Out of fold (every labelled window predicted by the model that did not train on its patient) and,
 on synthetic data, on the test set against the expert votes kept in ``truth.csv`` -- the way the
@@ -15,11 +16,38 @@ import pandas as pd
 
 from hmslib import io
 from hmslib._checks import write_csv_atomic
+from hmslib.analysis import clinical_summary
+from hmslib.calibration import apply_temperature
 from hmslib.constants import PRED_COLUMNS, TRUE_COLUMNS, VOTE_COLUMNS
-from hmslib.ensemble import Ensemble, align_oof, apply_stack, equal_weights
+from hmslib.ensemble import (
+    Ensemble,
+    align_oof,
+    apply_stack,
+    blend,
+    equal_weights,
+    load_blends,
+    load_ensemble,
+    method_label,
+    oof_frame,
+)
 from hmslib.labels import class_prior
 from hmslib.metrics import kaggle_kl, kl_split
 from hmslib.synthetic import read_truth
+
+#: Columns of the clinical metrics beside the KL (:func:`hmslib.analysis.clinical_summary`).
+CLINICAL_COLUMNS = ("auroc", "auroc_lo", "auroc_hi", "ece")
+#: Prefix of the rows of the blends of :func:`hmslib.ensemble.fit_blends`.
+BLEND_PREFIX = "blend: "
+#: File of those blends in a run (05_ensemble writes it; the test-set table scores them).
+BLENDS_FILE = "blends.json"
+
+
+def _temperatures(ensemble: Ensemble, blends: dict[str, Ensemble] | None) -> dict[str, float]:
+    """Model -> temperature: the ensemble's, else those of a blend that has them (shared)."""
+    for source in (ensemble, *(blends or {}).values()):
+        if source.temperatures is not None:
+            return dict(zip(source.models, source.temperatures.tolist(), strict=True))
+    return {}
 
 
 def oof_kl_table(
@@ -27,9 +55,14 @@ def oof_kl_table(
     ensemble: Ensemble,
     *,
     data_dir: str | os.PathLike,
+    blends: dict[str, Ensemble] | None = None,
+    comparison: pd.DataFrame | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
     out: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
-    """OOF KL of the prior, the floor (synthetic data), each model, equal weights and the ensemble.
+    """OOF KL and clinical metrics of the prior, the floor (synthetic data), each model (also at
+    its fitted temperature), every blend without and with temperature, and the ensemble.
 
     Parameters
     ----------
@@ -39,31 +72,81 @@ def oof_kl_table(
         The fitted ensemble (``ensemble.json``).
     data_dir : path
         The run's data folder (train.csv for the prior; truth.csv, when present, for the floor).
+    blends : dict of str to Ensemble, optional
+        :func:`hmslib.ensemble.fit_blends` output: one ``blend: <label>`` row each (without it,
+        one ``equal weights`` row).
+    comparison : pandas.DataFrame, optional
+        :func:`hmslib.ensemble.compare_ensembles` output: its held-out KL fills the columns
+        ``kl_nested`` and ``kl_nested_all`` of the model and blend rows.
+    n_boot : int
+        Patient-bootstrap draws of the AUROC intervals.
+    seed : int
+        Seed of the draws.
     out : path, optional
         Also write the table there as CSV, atomically (05_ensemble writes ``oof_kl.csv``).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``model``, ``oof_kl`` (windows with >= 10 votes, the leaderboard-like number) and
-        ``oof_kl_all`` (every OOF window), nats.
+        Columns ``model``, ``oof_kl`` (windows with >= 10 votes, the leaderboard-like number),
+        ``oof_kl_all`` (every OOF window), in nats, in sample for the fitted rows (blends,
+        temperatures, ensemble); ``kl_nested``, ``kl_nested_all`` (held out, from
+        ``comparison``; NaN elsewhere); then, on the >= 10-vote windows, ``auroc`` (macro
+        one-vs-rest against the consensus), ``auroc_lo``, ``auroc_hi`` (95% patient-bootstrap
+        interval) and ``ece`` (class-wise expected calibration error).
+
+    Raises
+    ------
+    ValueError
+        OOF tables that do not align (:func:`hmslib.ensemble.align_oof`), or a model of the
+        ensemble or of a blend without OOF.
     """
     names = list(oofs)
+    for label, fitted in {"ensemble": ensemble, **(blends or {})}.items():
+        missing = [m for m in fitted.models if m not in oofs]
+        if missing:
+            raise ValueError(f"{label} needs OOF of models {missing}, got {names}")
     y, preds, rows = align_oof(oofs, return_frame=True)
+    by_model = dict(zip(names, preds, strict=True))
     candidates = {"prior": np.broadcast_to(class_prior(io.read_train_csv(data_dir)), y.shape)}
     truth = read_truth(data_dir, "train")
     if truth is not None:
         candidates["floor"] = truth.set_index("label_id").loc[rows.label_id, list(TRUE_COLUMNS)].to_numpy()
-    candidates.update({name: preds[i] for i, name in enumerate(names)})
-    if len(names) > 1:
+    candidates.update(by_model)
+    for name, t in _temperatures(ensemble, blends).items():
+        candidates[method_label(name, True)] = apply_temperature(by_model[name], t)
+    if blends is None and len(names) > 1:
         candidates["equal weights"] = apply_stack(preds, equal_weights(len(names)), None)
-    ens_preds = preds[[names.index(m) for m in ensemble.models]]
-    candidates[f"ensemble ({ensemble.method})"] = apply_stack(ens_preds, ensemble.weights, ensemble.bias)
+    for label, fitted in (blends or {}).items():
+        candidates[f"{BLEND_PREFIX}{label}"] = blend(by_model, fitted)
+    candidates[f"ensemble ({ensemble.label})"] = blend(by_model, ensemble)
     votes = rows[list(VOTE_COLUMNS)].to_numpy(dtype=np.float64)
     table = pd.DataFrame(
         [(name, *kl_split(votes, p)[:2]) for name, p in candidates.items()],
         columns=["model", "oof_kl", "oof_kl_all"],
     )
+    nested = pd.DataFrame(columns=["kl_nested", "kl_nested_all"], dtype=np.float64)
+    if comparison is not None:
+        labels = {
+            label: label.removeprefix("single:") if comparison.at[label, "blend"] == "single"
+            else f"{BLEND_PREFIX}{label}"
+            for label in comparison.index
+        }  # fmt: skip
+        nested = comparison[["kl_nested", "kl_nested_all"]].rename(index=labels)
+    table = table.join(nested, on="model").set_index("model")
+    if len(names) == 1:  # the one-model blends are the model without and with temperature
+        for temperature in (False, True):
+            source = method_label(names[0], temperature)
+            if source in table.index:
+                target = f"{BLEND_PREFIX}{method_label('single', temperature)}"
+                table.loc[table.index == target, nested.columns] = table.loc[source, nested.columns].to_numpy()
+    chosen = f"{BLEND_PREFIX}{ensemble.label}"
+    if chosen in table.index:  # the ensemble is that blend
+        table.loc[f"ensemble ({ensemble.label})", nested.columns] = table.loc[chosen, nested.columns]
+    table = table.reset_index()
+    frames = pd.concat([oof_frame(rows, p, name) for name, p in candidates.items()], ignore_index=True)
+    clinical = clinical_summary(frames, n_boot=n_boot, seed=seed)
+    table = table.join(clinical[list(CLINICAL_COLUMNS)], on="model")
     if out is not None:
         write_csv_atomic(table, out)
     return table
@@ -74,13 +157,14 @@ def leaderboard_kl(
 ) -> pd.DataFrame | None:
     """KL on the synthetic test set against the expert votes of ``truth.csv`` (None without it).
 
-    Reads each model's test probabilities from ``test_predictions/`` beside the submission, and the
-    submission itself (the ensemble).
+    Reads each model's test probabilities from ``test_predictions/`` beside the submission and the
+    submission itself (the ensemble); with the run's ``blends.json`` (05_ensemble), also scores
+    every blend and each model at its temperature on the same test windows.
 
     Returns
     -------
     pandas.DataFrame or None
-        Columns ``model``, ``test_kl``.
+        Columns ``model``, ``test_kl``; the row names match those of :func:`oof_kl_table`.
     """
     truth = read_truth(data_dir, "test")
     if truth is None or truth.empty:
@@ -97,8 +181,17 @@ def leaderboard_kl(
         for path in sorted((submission_path.parent / "test_predictions").glob("*.parquet"))
     }
     rows.update({name: kaggle_kl(y, p) for name, p in per_model.items()})
-    if len(per_model) > 1:
+    run_dir = Path(run_dir)
+    blends = load_blends(run_dir / BLENDS_FILE) if (run_dir / BLENDS_FILE).is_file() else None
+    if (run_dir / "ensemble.json").is_file():
+        for name, t in _temperatures(load_ensemble(run_dir / "ensemble.json"), blends).items():
+            if name in per_model:
+                rows[method_label(name, True)] = kaggle_kl(y, apply_temperature(per_model[name], t))
+    if blends is None and len(per_model) > 1:
         rows["equal weights"] = kaggle_kl(y, np.mean(list(per_model.values()), axis=0))
+    for label, fitted in (blends or {}).items():
+        if all(m in per_model for m in fitted.models):
+            rows[f"{BLEND_PREFIX}{label}"] = kaggle_kl(y, blend(per_model, fitted))
     submission = pd.read_csv(submission_path).set_index("eeg_id").loc[ids, list(VOTE_COLUMNS)]
     rows["ensemble (submitted)"] = kaggle_kl(y, submission.to_numpy())
     return pd.DataFrame({"model": list(rows), "test_kl": list(rows.values())})
@@ -125,8 +218,8 @@ def run_kl_table(
     Returns
     -------
     pandas.DataFrame
-        ``model, oof_kl, oof_kl_all`` and, on synthetic data, ``test_kl``; the ensemble's OOF and
-        test rows are put on one line.
+        ``model, oof_kl, oof_kl_all``, the clinical columns of :func:`oof_kl_table` and, on
+        synthetic data, ``test_kl``; the ensemble's OOF and test rows are put on one line.
 
     Raises
     ------

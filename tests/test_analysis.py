@@ -231,3 +231,46 @@ def test_worst_windows_are_the_largest_kl_rows():
     assert worst["label_id"].tolist() == df["label_id"].to_numpy()[order].tolist()
     np.testing.assert_allclose(worst["kl"], row_kl[order], rtol=1e-12)
     assert worst.at[0, "consensus"] == CLASSES[df[list(VOTE_COLUMNS)].to_numpy()[order[0]].argmax()]
+
+
+# --------------------------------------------------------------------------------------------------
+# clinical metrics
+# --------------------------------------------------------------------------------------------------
+
+
+def test_auroc_table_scores_high_agreement_windows_against_sklearn(run):
+    from sklearn.metrics import roc_auc_score
+
+    _, models = run
+    oof = pd.concat([df.assign(model=name) for name, df in models.items()], ignore_index=True)
+    table = analysis.auroc_table(oof, min_votes=10, n_boot=200, seed=0)
+    assert sorted(table.model.unique()) == sorted(models)
+    for name, df in models.items():
+        high = df[df[list(VOTE_COLUMNS)].sum(axis=1) >= 10]
+        votes = high[list(VOTE_COLUMNS)].to_numpy()
+        label = votes.argmax(axis=1)
+        part = table[table.model == name].set_index("class")
+        for c, cls in enumerate(CLASSES):
+            if 0 < (label == c).sum() < len(label):
+                expected = roc_auc_score(label == c, high[PRED_COLUMNS[c]])
+                assert part.at[cls, "auroc"] == pytest.approx(expected, rel=1e-12)
+                assert part.at[cls, "lo"] <= part.at[cls, "auroc"] <= part.at[cls, "hi"]
+        assert part.at["macro", "n_pos"] == len(high)
+    summary = analysis.clinical_summary(oof, n_boot=200)
+    macro = table[table["class"] == "macro"].set_index("model")
+    np.testing.assert_allclose(summary.loc[macro.index, "auroc"], macro["auroc"])
+    np.testing.assert_allclose(summary.loc[macro.index, "auroc_lo"], macro["lo"])
+    assert list(summary.columns) == ["auroc", "auroc_lo", "auroc_hi", "ece"]
+
+
+def test_calibration_table_matches_reliability_bins():
+    df = oof_frame(80, 3)
+    table = analysis.calibration_table(df, n_bins=5)
+    bins = analysis.reliability(df, n_bins=5)
+    for cls in CLASSES:
+        part = bins[bins["class"] == cls].fillna(0.0)
+        expected = (part["n"] * (part["mean_pred"] - part["observed"]).abs()).sum() / len(df)
+        assert table.iloc[0][f"ece_{cls}"] == pytest.approx(expected, rel=1e-9)
+    assert table.iloc[0]["ece"] == pytest.approx(table.iloc[0][[f"ece_{c}" for c in CLASSES]].mean())
+    empty = analysis.calibration_table(df, min_votes=1000)
+    assert empty["ece"].isna().all()

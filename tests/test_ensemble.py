@@ -49,7 +49,9 @@ def test_blend_of_two_models_hand_worked():
     np.testing.assert_allclose(mix[:, :2], [[0.2, 0.4], [0.15, 0.15]])
     row1 = 0.5 * math.log(0.5 / 0.2) + 0.5 * math.log(0.5 / 0.4)
     row2 = math.log(1 / 0.25)
-    fitted = ensemble.fit_ensemble(np.stack([p1, p2]), votes, ["a", "b"], method="equal")
+    fitted = ensemble.fit_ensemble(
+        np.stack([p1, p2]), votes, ["a", "b"], method="equal", fit_min_votes=0
+    )
     assert _kl(votes, mix) == pytest.approx((row1 + row2) / 2, rel=1e-12)
     # equal weights: row 1 (0.3, 0.3) -> 0.5 ln(0.5/0.3) * 2; row 2 other = 0.5
     assert fitted.oof_kl == pytest.approx((math.log(0.5 / 0.3) + math.log(2)) / 2, rel=1e-12)
@@ -166,8 +168,9 @@ def test_compare_ensembles_never_fits_on_scored_rows(monkeypatch):
     preds = rng.dirichlet(np.ones(6), size=(2, n))
     y = rng.dirichlet(np.ones(6), size=n)  # continuous -> every row is unique
     groups = rng.integers(0, 15, n)
+    n_votes = rng.integers(1, 20, n)
     row_of = {row.tobytes(): i for i, row in enumerate(y)}
-    seen: dict[str, list[set[int]]] = {"nelder_mead": [], "stack": []}
+    seen: dict[str, list[set[int]]] = {"nelder_mead": [], "stack": [], "temperature": []}
 
     def spy(name, fit):
         def wrapped(p, target, **kwargs):
@@ -180,17 +183,101 @@ def test_compare_ensembles_never_fits_on_scored_rows(monkeypatch):
         ensemble, "nelder_mead_weights", spy("nelder_mead", ensemble.nelder_mead_weights)
     )
     monkeypatch.setattr(ensemble, "fit_stack", spy("stack", ensemble.fit_stack))
-    table = ensemble.compare_ensembles(preds, y, groups, names=["a", "b"], n_outer=3, seed=2)
+    monkeypatch.setattr(ensemble, "fit_temperatures", spy("temperature", ensemble.fit_temperatures))
+    table = ensemble.compare_ensembles(
+        preds, y, groups, n_votes=n_votes, names=["a", "b"], n_outer=3, seed=2
+    )
     splits = ensemble.nested_splits(groups, n_outer=3, seed=2)
-    for fits in seen.values():
-        assert len(fits) == 4  # one per outer fold + the in-sample refit
-        for rows, (fit, score) in zip(fits, splits, strict=False):
-            assert rows == set(fit.tolist()) and not rows & set(score.tolist())
-        assert fits[-1] == set(range(n))
-    assert table.index.tolist() == ["single:a", "single:b", "equal", "nelder_mead", "stack"]
+    many = set(np.flatnonzero(n_votes >= 10).tolist())
+    for name, fits in seen.items():
+        per_fit = 1 if name == "temperature" else 2  # a blend without and with temperatures
+        assert len(fits) == 4 * per_fit  # one per outer fold + the in-sample refit
+        for k, (fit, score) in enumerate(splits):
+            for rows in fits[k * per_fit : (k + 1) * per_fit]:
+                # fitted on the outer-train rows with >= 10 votes only
+                assert rows == set(fit.tolist()) & many and not rows & set(score.tolist())
+        assert all(rows == many for rows in fits[-per_fit:])
+    labels = ["single:a", "single:b", "equal", "nelder_mead", "stack"]
+    assert set(table.index) == {*labels, *(f"{m} + temperature" for m in labels)}
+    assert table.loc[labels, "temperature"].eq(False).all()
+    assert table.loc[[f"{m} + temperature" for m in labels], "temperature"].all()
+    high = n_votes >= 10
     for j, name in enumerate(["a", "b"]):
-        assert table.at[f"single:{name}", "kl_nested"] == pytest.approx(_kl(y, preds[j]), rel=1e-12)
-    assert table.at["equal", "kl_in_sample"] == pytest.approx(_kl(y, preds.mean(axis=0)), rel=1e-12)
+        row = table.loc[f"single:{name}"]
+        assert row["kl_nested"] == pytest.approx(_kl(y[high], preds[j][high]), rel=1e-12)
+        assert row["kl_nested_all"] == pytest.approx(_kl(y, preds[j]), rel=1e-12)
+    mean = preds.mean(axis=0)
+    assert table.at["equal", "kl_in_sample"] == pytest.approx(_kl(y[high], mean[high]), rel=1e-12)
+    with pytest.raises(ValueError, match="pass n_votes"):
+        ensemble.compare_ensembles(preds, y, groups, n_votes=None, n_outer=3)
+    assert ensemble.choose_method(table, "stack") == ("stack", False)
+    assert ensemble.choose_method(table, "equal + temperature") == ("equal", True)
+    best = table.drop(index=[i for i in table.index if i.startswith("single")]).kl_nested.idxmin()
+    assert ensemble.method_label(*ensemble.choose_method(table)) == best
+    with pytest.raises(ValueError, match="unknown ensemble choice"):
+        ensemble.choose_method(table, "single:a")
+
+
+def _two_rater_pools(seed: int = 11):
+    """Model ``a`` matches the >= 10-vote windows, model ``b`` the (more numerous) few-vote ones."""
+    rng = np.random.default_rng(seed)
+    n_many, n_few = 150, 450
+    truth_many = rng.dirichlet(np.full(6, 0.5), size=n_many)
+    truth_few = rng.dirichlet(np.full(6, 0.5), size=n_few)
+    noise = rng.dirichlet(np.ones(6), size=n_many + n_few)
+    a = np.vstack([truth_many, noise[n_many:]])
+    b = np.vstack([noise[:n_many], truth_few])
+    y = np.vstack([truth_many, truth_few])
+    n_votes = np.r_[rng.integers(10, 25, n_many), rng.integers(1, 8, n_few)]
+    groups = rng.integers(0, 40, n_many + n_few)
+    return 0.9 * np.stack([a, b]) + 0.1 / 6, y, n_votes, groups
+
+
+@pytest.mark.parametrize("method", ["nelder_mead", "stack"])
+def test_blends_are_fitted_on_the_rows_asked_for(method):
+    preds, y, n_votes, _ = _two_rater_pools()
+    high = ensemble.fit_ensemble(preds, y, ["a", "b"], method=method, n_votes=n_votes)
+    every = ensemble.fit_ensemble(preds, y, ["a", "b"], method=method, fit_min_votes=0)
+    assert high.weights[0] > 0.9 and every.weights[1] > 0.6  # the two fits disagree
+    assert high.fit_min_votes == 10 and every.fit_min_votes == 0
+    many = n_votes >= 10
+    # each is the fit of its rows alone: refit on exactly those rows gives the same weights
+    alone = ensemble.fit_ensemble(preds[:, many], y[many], ["a", "b"], method=method, fit_min_votes=0)
+    np.testing.assert_allclose(high.weights, alone.weights, atol=1e-6)
+    assert high.oof_kl == pytest.approx(_kl(y[many], ensemble.blend({"a": preds[0], "b": preds[1]}, high)[many]))
+    with pytest.raises(ValueError, match="no window has >= 30 votes"):
+        ensemble.fit_ensemble(preds, y, ["a", "b"], n_votes=n_votes, fit_min_votes=30)
+
+
+def test_temperature_blend_lowers_kl_and_blend_applies_it():
+    rng = np.random.default_rng(12)
+    truth = rng.dirichlet(np.full(6, 0.6), size=400)
+    votes = np.stack([rng.multinomial(12, p) for p in truth])
+    sharp = truth**3 / (truth**3).sum(axis=1, keepdims=True)  # over-confident: T about 3
+    timid = np.sqrt(truth) / np.sqrt(truth).sum(axis=1, keepdims=True)  # T about 0.5
+    preds = np.stack([sharp, timid])
+    n_votes = votes.sum(axis=1)
+    plain = ensemble.fit_ensemble(preds, votes, ["s", "t"], method="nelder_mead", n_votes=n_votes)
+    scaled = ensemble.fit_ensemble(
+        preds, votes, ["s", "t"], method="nelder_mead", n_votes=n_votes, temperature=True
+    )
+    assert plain.temperatures is None and scaled.label == "nelder_mead + temperature"
+    np.testing.assert_allclose(scaled.temperatures, [3.0, 0.5], rtol=0.2)
+    assert scaled.oof_kl < plain.oof_kl - 0.01
+    # blend (the Predictor's path) = each model at its temperature, then the weights
+    probs = {"t": timid, "s": sharp}
+    ref = sum(
+        w * (p ** (1 / t)) / (p ** (1 / t)).sum(axis=1, keepdims=True)
+        for w, p, t in zip(scaled.weights, preds, scaled.temperatures, strict=True)
+    )
+    np.testing.assert_allclose(ensemble.blend(probs, scaled), ref, rtol=1e-10)
+    assert _kl(votes, ensemble.blend(probs, scaled)) == pytest.approx(scaled.oof_kl, rel=1e-9)
+    sub = scaled.subset(["t"])
+    assert sub.models == ("t",) and sub.temperatures.tolist() == [scaled.temperatures[1]]
+    t = scaled.temperatures[1]
+    np.testing.assert_allclose(
+        ensemble.blend(probs, sub), timid ** (1 / t) / (timid ** (1 / t)).sum(axis=1, keepdims=True)
+    )
 
 
 def _oof(label_ids, seed: int) -> pd.DataFrame:
@@ -231,9 +318,11 @@ def test_ensemble_json_round_trip_and_blend_oof(tmp_path):
     rng = np.random.default_rng(8)
     preds = rng.dirichlet(np.ones(6), size=(2, 50))
     votes = rng.multinomial(5, np.full(6, 1 / 6), size=50)
-    fitted = ensemble.fit_ensemble(preds, votes, ["m1", "m2"], method="stack")
+    fitted = ensemble.fit_ensemble(
+        preds, votes, ["m1", "m2"], method="stack", temperature=True, fit_min_votes=0
+    )
     assert fitted.oof_kl == pytest.approx(
-        _kl(votes, ensemble.apply_stack(preds, fitted.weights, fitted.bias))
+        _kl(votes, ensemble.apply_stack(preds, fitted.weights, fitted.bias, temperatures=fitted.temperatures))
     )
     path = ensemble.save_ensemble(tmp_path / "run" / "ensemble.json", fitted)
     loaded = ensemble.load_ensemble(path)
@@ -242,6 +331,8 @@ def test_ensemble_json_round_trip_and_blend_oof(tmp_path):
     np.testing.assert_array_equal(loaded.weights, fitted.weights)
     np.testing.assert_array_equal(loaded.bias, fitted.bias)
     assert loaded.oof_kl == fitted.oof_kl
+    np.testing.assert_array_equal(loaded.temperatures, fitted.temperatures)
+    assert loaded.fit_min_votes == 0 and loaded.label == "stack + temperature"
     probs = {"m1": preds[0], "m2": preds[1]}
     np.testing.assert_array_equal(ensemble.blend(probs, loaded), ensemble.blend(probs, fitted))
     oofs = {
@@ -249,7 +340,7 @@ def test_ensemble_json_round_trip_and_blend_oof(tmp_path):
         for j, name in enumerate(["m1", "m2"])
     }
     table = ensemble.blend_oof(oofs, loaded)
-    assert (table["model"] == "stack").all()
+    assert (table["model"] == "stack + temperature").all()
     np.testing.assert_allclose(table[list(PRED_COLUMNS)].to_numpy(), ensemble.blend(probs, loaded))
 
 
@@ -274,6 +365,9 @@ VALID = {
         ({"method": "median"}, "unknown ensemble method 'median'; expected one of"),
         ({"oof_kl": -1}, "'oof_kl' must be null or a non-negative number"),
         ({"extra": 1}, "expected an object with keys"),
+        ({"temperatures": [1.0]}, "'temperatures' must be null or 2 positive numbers"),
+        ({"temperatures": [1.0, -2.0]}, "'temperatures' must be null or 2 positive numbers"),
+        ({"fit_min_votes": 2.5}, "'fit_min_votes' must be a non-negative integer"),
     ],
 )
 def test_load_ensemble_rejects_invalid_files(tmp_path, change, message):
@@ -293,5 +387,40 @@ def test_load_ensemble_rejects_missing_keys_bad_json_and_absent_files(tmp_path):
         ensemble.load_ensemble(path)
     with pytest.raises(FileNotFoundError, match="nothing.json"):
         ensemble.load_ensemble(tmp_path / "nothing.json")
-    path.write_text(json.dumps(VALID))
-    assert ensemble.load_ensemble(path).weights.tolist() == [0.4, 0.6]
+    path.write_text(json.dumps(VALID))  # written before temperature scaling: no new keys
+    old = ensemble.load_ensemble(path)
+    assert old.weights.tolist() == [0.4, 0.6]
+    assert old.temperatures is None and old.fit_min_votes == 0 and old.label == "nelder_mead"
+    p = np.random.default_rng(0).dirichlet(np.ones(6), size=(2, 5))
+    np.testing.assert_allclose(ensemble.blend({"a": p[0], "b": p[1]}, old), 0.4 * p[0] + 0.6 * p[1])
+    path.write_text(json.dumps(VALID | {"temperatures": [2.0, 0.5], "fit_min_votes": 10}))
+    new = ensemble.load_ensemble(path)
+    assert new.temperatures.tolist() == [2.0, 0.5] and new.fit_min_votes == 10
+
+
+@pytest.mark.parametrize("n_models", [1, 2])
+def test_fit_blends_are_the_fit_ensemble_of_each_choice(tmp_path, n_models):
+    preds, y, n_votes, groups = _two_rater_pools(13)
+    preds, names = preds[:n_models], ["a", "b"][:n_models]
+    blends = ensemble.fit_blends(preds, y, names, n_votes=n_votes, seed=1)
+    methods = ["single"] if n_models == 1 else ["equal", "nelder_mead", "stack"]
+    assert list(blends) == [ensemble.method_label(m, t) for m in methods for t in (False, True)]
+    for label, fitted in blends.items():
+        method, temperature = label.removesuffix(" + temperature"), label.endswith("temperature")
+        single = ensemble.fit_ensemble(
+            preds, y, names, method=method, temperature=temperature, n_votes=n_votes, seed=1
+        )
+        np.testing.assert_allclose(fitted.weights, single.weights, atol=1e-9)
+        assert fitted.label == label and fitted.oof_kl == pytest.approx(single.oof_kl, rel=1e-9)
+        assert (fitted.temperatures is None) == (not temperature)
+    table = ensemble.compare_ensembles(preds, y, groups, n_votes=n_votes, names=names, n_outer=3)
+    chosen = ensemble.method_label(*ensemble.choose_method(table))
+    assert chosen in blends
+    path = ensemble.save_blends(tmp_path / "blends.json", blends)
+    loaded = ensemble.load_blends(path)
+    assert list(loaded) == list(blends)
+    for label in blends:
+        np.testing.assert_array_equal(loaded[label].weights, blends[label].weights)
+    path.write_text(json.dumps({"stack": VALID | {"weights": [0.5]}}))
+    with pytest.raises(ValueError, match=r"blends.json blend 'stack': 2 models but 'weights'"):
+        ensemble.load_blends(path)
