@@ -23,13 +23,14 @@ from typing import Any
 
 from hmslib._checks import check_number, check_option, write_json_atomic
 from hmslib.augment import AugmentConfig
+from hmslib.datasets import UNIT_KINDS
 from hmslib.models import ModelConfig, kind_of
 from hmslib.representations import DEFAULT_RAW_REPR, DEFAULT_REPR
 
 #: Where training windows come from: the feature cache, or raw windows read per batch.
 SOURCES: tuple[str, ...] = ("cache", "raw")
-#: What one epoch visits once: a consolidated vote group, or an EEG with its averaged target.
-SAMPLE_BY: tuple[str, ...] = ("group", "eeg")
+#: What one epoch visits once: a consolidated vote group, an EEG with its averaged target, or a window.
+SAMPLE_BY: tuple[str, ...] = UNIT_KINDS
 #: Devices a run may ask for.
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
@@ -84,8 +85,10 @@ class Recipe:
         Use at most this many training units per epoch (quick runs).
     val_min_votes : int
         Validation KL for early stopping is computed on windows with at least this many votes.
-    sample_by : {"group", "eeg"}
-        One random labelled offset per consolidated group, or per EEG with the EEG's averaged target.
+    sample_by : {"group", "eeg", "window"}
+        What one epoch visits once: one random labelled offset per consolidated group, one per EEG
+        with the EEG's averaged target, or every labelled window (more steps per epoch; the small
+        data sets of a CPU budget learn faster from all of them).
     label_smoothing : float
         Pseudo-votes added to every class before normalising the targets (0 = off).
     vote_weight : bool
@@ -379,6 +382,11 @@ def get_profile(name: str) -> Profile:
     return PROFILES[name]
 
 
+#: Backbones with a representation of their own (SPaRCNet reads the standardised centre 10 s, as the
+#: study behind the HMS data did); the others get their kind's default.
+BACKBONE_REPRS: dict[str, str] = {"sparcnet": "bipolar_center_z"}
+
+
 def model_spec(profile: str, model: str | None = None, *, backbone: str | None = None) -> ModelSpec:
     """The profile's model named ``model`` (by model name or backbone), else a new spec.
 
@@ -391,7 +399,8 @@ def model_spec(profile: str, model: str | None = None, *, backbone: str | None =
         with no ``backbone``: the profile's first model.
     backbone : str, optional
         Network of a model the profile does not have: a new spec named ``model`` (default: the
-        backbone), over the default representation of the backbone's kind.
+        backbone), over the backbone's representation in :data:`BACKBONE_REPRS`, else the
+        default representation of its kind.
 
     Returns
     -------
@@ -408,7 +417,9 @@ def model_spec(profile: str, model: str | None = None, *, backbone: str | None =
     if backbone is None:
         known = sorted({m.name for m in prof.models} | {m.backbone for m in prof.models})
         check_option(f"model of profile {profile!r}", model, known)
-    default = DEFAULT_RAW_REPR if kind_of(backbone) == "raw" else DEFAULT_REPR
+    default = BACKBONE_REPRS.get(
+        backbone, DEFAULT_RAW_REPR if kind_of(backbone) == "raw" else DEFAULT_REPR
+    )
     return ModelSpec(model or backbone, backbone, default)
 
 

@@ -1,5 +1,9 @@
 """Models: GeM pooling, spectrogram CNN classifiers over timm backbones, raw-EEG 1-D classifiers.
 
+The raw-EEG backbones are the project's own channel-wise encoders (``wavenet1d``, ``resnet1d``) and
+``sparcnet``, braindecode's ``SPARCNet`` (Jing et al. 2023, the dense 1-D CNN of the study the HMS
+data come from, over 10 s of the 16 bipolar signals; needs the ``braindecode`` package).
+
 Every model maps one batch of inputs to six logits in ``CLASSES`` order; :func:`probabilities`
 turns them into a distribution with the model's output mapping. A :class:`ModelConfig` (a small
 JSON-friendly dataclass saved in every checkpoint) is all :func:`build_model` needs to rebuild a
@@ -17,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,13 +30,14 @@ import timm
 import torch
 from torch import nn
 
-from hmslib._checks import check_option
+from hmslib._checks import check_number, check_option
 from hmslib.constants import CLASSES, EEG_WINDOW_SAMPLES, SFREQ
 from hmslib.representations import representation_info
 from hmslib.weights import load_image_pretrained, load_pretrained, read_weights
 
-#: Names of the raw-EEG (1-D) architectures :func:`build_model` knows, with their residual block.
-RAW_BACKBONES: tuple[str, ...] = ("wavenet1d", "resnet1d")
+#: Names of the raw-EEG (1-D) architectures :func:`build_model` knows: the channel-wise encoders
+#: (by their residual block) and braindecode's SPaRCNet.
+RAW_BACKBONES: tuple[str, ...] = ("wavenet1d", "resnet1d", "sparcnet")
 
 #: Output mappings from logits to probabilities (:func:`probabilities`).
 OUTPUTS: tuple[str, ...] = ("softmax", "entmax15")
@@ -183,6 +189,10 @@ class ModelConfig:
         Raw models: features after mixing the EEG channels (and GRU hidden size per direction).
     temporal : {"gru", "gem"}
         Raw models: a bidirectional GRU then mean over time, or GeM over time.
+    block_layers, growth_rate, bottleneck_size : int
+        ``sparcnet``: dense layers per block, channels each dense layer adds, and the bottleneck
+        width factor (braindecode's ``SPARCNet`` arguments; the defaults are the published model's;
+        ``widths`` ... ``temporal`` do not apply to it, ``drop_rate`` is its dropout).
 
     Raises
     ------
@@ -211,6 +221,9 @@ class ModelConfig:
     kernel_size: int = 3
     hidden: int = 64
     temporal: str = "gru"
+    block_layers: int = 4
+    growth_rate: int = 16
+    bottleneck_size: int = 16
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -233,6 +246,8 @@ class ModelConfig:
             )
         if self.kernel_size % 2 == 0:
             raise ValueError(f"ModelConfig.kernel_size must be odd, got {self.kernel_size}")
+        for name in ("block_layers", "growth_rate", "bottleneck_size"):
+            check_number(f"ModelConfig.{name}", getattr(self, name), low=1, integer=True)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of every field (tuples as lists)."""
@@ -572,6 +587,91 @@ class RawEEGClassifier(nn.Module):
         return self.head(self.dropout(self.pool(self.backbone(x))))
 
 
+class SPaRCNetClassifier(nn.Module):
+    """SPaRCNet (Jing et al. 2023): braindecode's ``SPARCNet`` dense 1-D CNN, as a project model.
+
+    The network of the study the HMS data come from: a DenseNet over time whose input channels are
+    the 16 double-banana signals of a 10 s segment (representation ``bipolar_center`` or
+    ``bipolar_center_z``). This wrapper checks the input and keeps braindecode's argument names;
+    the network itself is braindecode's (``self.net``).
+
+    Parameters
+    ----------
+    n_chans : int
+        Input channels (bipolar derivations).
+    n_outputs : int
+        Number of logits.
+    n_times : int
+        Samples per input window (2,000 = 10 s at 200 Hz); the number of dense blocks follows it.
+    sfreq : float
+        Sampling rate of the input, Hz.
+    block_layers, growth_rate, bottleneck_size : int
+        Dense layers per block, channels added per dense layer, bottleneck width factor.
+    drop_rate : float
+        Dropout of the dense layers.
+
+    Raises
+    ------
+    ImportError
+        braindecode is not installed.
+
+    Notes
+    -----
+    ``forward`` maps ``(batch, n_chans, n_times)`` float signals to ``(batch, n_outputs)`` logits.
+    """
+
+    def __init__(
+        self,
+        n_chans: int = 16,
+        n_outputs: int = len(CLASSES),
+        n_times: int = EEG_WINDOW_SAMPLES,
+        sfreq: float = SFREQ,
+        *,
+        block_layers: int = 4,
+        growth_rate: int = 16,
+        bottleneck_size: int = 16,
+        drop_rate: float = 0.5,
+    ) -> None:
+        super().__init__()
+        sparcnet = _braindecode_sparcnet()
+        self.n_chans, self.n_outputs, self.n_times, self.sfreq = n_chans, n_outputs, n_times, sfreq
+        self.net = sparcnet(
+            n_chans=n_chans,
+            n_outputs=n_outputs,
+            n_times=n_times,
+            sfreq=sfreq,
+            block_layers=block_layers,
+            growth_rate=growth_rate,
+            bottleneck_size=bottleneck_size,
+            drop_prob=drop_rate,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Signals ``(batch, n_chans, n_times)`` -> logits ``(batch, n_outputs)``."""
+        if x.ndim != 3 or x.shape[1] != self.n_chans or x.shape[2] != self.n_times:
+            raise ValueError(
+                f"SPaRCNetClassifier: expected (batch, {self.n_chans}, {self.n_times}), "
+                f"got shape {tuple(x.shape)}"
+            )
+        return self.net(x)
+
+
+def _braindecode_sparcnet() -> type[nn.Module]:
+    """braindecode's ``SPARCNet`` class, imported on first use (braindecode imports slowly)."""
+    try:
+        with warnings.catch_warnings():
+            # importing braindecode's model zoo warns about its own dependencies (an MNE montage
+            # name, a pandas keyword in wfdb): nothing a caller can act on
+            warnings.simplefilter("ignore")
+            from braindecode.models import SPARCNet
+    except ImportError as err:
+        raise ImportError(
+            "backbone 'sparcnet' is braindecode's SPARCNet; install braindecode "
+            f"(pip install braindecode): {err}"
+        ) from err
+    return SPARCNet
+
+
 # --------------------------------------------------------------------------------------------------
 def build_model(config: ModelConfig) -> nn.Module:
     """Build the network a :class:`ModelConfig` describes, with its pretrained weights if asked.
@@ -586,8 +686,9 @@ def build_model(config: ModelConfig) -> nn.Module:
     Returns
     -------
     torch.nn.Module
-        :class:`SpectrogramClassifier` (``kind="image"``) or :class:`RawEEGClassifier`
-        (``kind="raw"``), in training mode, giving logits ``(batch, n_outputs)``.
+        :class:`SpectrogramClassifier` (``kind="image"``), :class:`RawEEGClassifier`
+        (``kind="raw"``) or :class:`SPaRCNetClassifier` (``backbone="sparcnet"``), in training
+        mode, giving logits ``(batch, n_outputs)``.
 
     Raises
     ------
@@ -596,6 +697,8 @@ def build_model(config: ModelConfig) -> nn.Module:
         ``pretrained=True`` for a raw model without ``pretrained_path``, or weights that do not fit.
     FileNotFoundError
         If ``pretrained_path`` does not exist.
+    ImportError
+        ``backbone="sparcnet"`` without braindecode installed.
     RuntimeError
         If hub weights are needed but the hub is offline (``HF_HUB_OFFLINE=1``) or unreachable.
     """
@@ -610,6 +713,17 @@ def build_model(config: ModelConfig) -> nn.Module:
             drop_rate=config.drop_rate,
             drop_path_rate=config.drop_path_rate,
             gem_p=config.gem_p,
+        )
+    elif config.backbone == "sparcnet":
+        model = SPaRCNetClassifier(
+            n_chans=n_chans,
+            n_outputs=config.n_outputs,
+            n_times=n_times,
+            sfreq=config.sfreq,
+            block_layers=config.block_layers,
+            growth_rate=config.growth_rate,
+            bottleneck_size=config.bottleneck_size,
+            drop_rate=config.drop_rate,
         )
     else:
         model = RawEEGClassifier(

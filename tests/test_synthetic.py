@@ -27,7 +27,7 @@ from hmslib.spectral import kaggle_spectrogram
 from hmslib.synthetic import writer
 
 #: A small data set whose seed gives every class a few high-agreement events (checked in a test).
-FIXTURE = {"preset": "demo", "seed": 13, "n_patients": 12}
+FIXTURE = {"preset": "demo", "seed": 19, "n_patients": 16}
 
 _CH = {name: i for i, name in enumerate(EEG_CHANNELS)}
 _PAIRS = {
@@ -139,9 +139,12 @@ def test_every_label_window_loads_and_ids_are_consistent(data):
 
 
 def test_spectrogram_time_course_lines_up_with_the_eeg(data):
-    """The LL power of each EEG, recomputed with scipy, matches its spectrogram only at zero lag."""
+    """The LL power of each EEG, recomputed with scipy, matches its spectrogram only at zero lag
+    (the correlation curve averaged over EEGs: the slow envelope of the background makes
+    neighbouring lags close for a single EEG)."""
     train = io.read_train_csv(data)
     checked = 0
+    curves = []
     for eeg_id, rows in list(train.groupby("eeg_id"))[:6]:
         row = rows.iloc[0]
         eeg = np.nan_to_num(io.load_eeg(data, eeg_id).astype(np.float64))
@@ -159,9 +162,12 @@ def test_spectrogram_time_course_lines_up_with_the_eeg(data):
         spec = io.load_spectrogram(data, row["spectrogram_id"])[0].sum(axis=0)
         cols = ((times - 1) // 2).astype(int)
         corr = {s: np.corrcoef(np.log(power), np.log(spec[cols + s]))[0, 1] for s in range(-6, 7)}
-        assert max(corr, key=corr.get) == 0, corr
+        curves.append([corr[s] for s in range(-6, 7)])
         checked += 1
     assert checked >= 3
+    mean = dict(zip(range(-6, 7), np.mean(curves, axis=0), strict=True))
+    assert max(mean, key=mean.get) == 0, mean
+    assert mean[0] > max(mean[-2], mean[2]) + 0.05, mean
 
 
 def test_kaggle_spectrogram_matches_a_real_file(hms_samples):

@@ -34,24 +34,52 @@ HALF_WINDOW_S = EEG_WINDOW_SECONDS / 2  # 25 s: label centre inside the EEG wind
 
 HALF_SPEC_S = SPEC_WINDOW_SECONDS / 2  # 300 s: label centre inside the spectrogram window
 
+#: How much clearer the patterns of the few-vote (pool) events are than the experts' (see
+#: :func:`~hmslib.synthetic.patterns.draw_params`): the real few-vote windows are mostly
+#: unanimous (median top vote fraction 1), the real >= 10-vote windows are not (0.57-0.85).
+POOL_CLARITY = 3.0
+
+#: Share of EEGs with four or more windows that hold several events (1 + Poisson(1.2) more, at
+#: most :data:`_MAX_SPLITS` more and one per two windows).
+MULTI_EVENT_SHARE = 0.2
+
+_MAX_SPLITS = 4
+
 
 def _draw_patients(rng: np.random.Generator, n: int) -> pd.DataFrame:
-    """Background, EKG and artifact habits of ``n`` patients."""
+    """Background, EEG and artifact habits of ``n`` patients.
+
+    Background (:func:`hmslib.synthetic.render._background`): a 1/f^alpha spectrum with alpha about
+    2 (1.4-2.8; He 2014, Donoghue et al. 2020) flattening below a 0.5-2 Hz knee, spread by a
+    volume-conduction kernel 0.40-0.56 head radii wide; diffuse slowing (2-6 Hz) in half of the
+    patients, diffuse beta (14-24 Hz, the sedated ICU patient's) in half, a posterior dominant
+    rhythm (7.5-11 Hz) in a third (most ICU patients have none), a slow amplitude envelope, and
+    burst suppression in 6 %. Heart rates of critically ill patients (median 112 bpm, as the real
+    samples), EKG of 0.2-5 mV (median 1 mV) as the competition's EKG channels carry.
+    """
     comatose = rng.uniform(size=n) < 0.5
     line = rng.uniform(size=n)
     return pd.DataFrame(
         {
-            "bg_amp": rng.lognormal(np.log(12.0), 0.45, n),
-            "bg_alpha": rng.uniform(1.6, 2.4, n),
-            "bg_floor": rng.lognormal(np.log(0.12), 0.4, n),
+            "bg_amp": rng.lognormal(np.log(38.0), 0.5, n),
+            "bg_alpha": np.clip(rng.normal(2.0, 0.3, n), 1.4, 2.8),
+            "bg_knee_hz": rng.uniform(0.5, 2.0, n),
+            "bg_width": rng.uniform(0.40, 0.56, n),
+            "bg_floor": rng.lognormal(np.log(0.12), 0.6, n),
+            "drift_amp": rng.lognormal(np.log(150.0), 0.7, n),
+            "mod_sigma": rng.uniform(0.3, 0.7, n),
+            "burst_suppression": rng.uniform(size=n) < 0.06,
             "ref_amp": rng.uniform(0.5, 2.0, n),
             "pdr_amp": np.where(rng.uniform(size=n) < 0.35, rng.uniform(0.5, 4.0, n), 0.0),
             "pdr_hz": rng.uniform(7.5, 11.0, n),
             "slow_amp": np.where(rng.uniform(size=n) < 0.5, rng.uniform(1.0, 6.0, n), 0.0),
             "slow_hz": rng.uniform(2.0, 6.0, n),
+            "beta_amp": np.where(rng.uniform(size=n) < 0.5, rng.lognormal(np.log(0.25), 0.6, n), 0.0),
+            "beta_hz": rng.uniform(14.0, 24.0, n),
             "offset_uv": rng.normal(-100.0, 30.0, n),
-            "ekg_uv": rng.uniform(150.0, 800.0, n) * rng.choice(np.array([-1.0, 1.0]), n),
-            "heart_bpm": rng.uniform(55.0, 115.0, n),
+            "ekg_uv": np.clip(rng.lognormal(np.log(1000.0), 0.6, n), 200.0, 5000.0)
+            * rng.choice(np.array([-1.0, 1.0]), n),
+            "heart_bpm": np.clip(rng.lognormal(np.log(112.0), 0.15, n), 50.0, 160.0),
             "ekg_leak": rng.uniform(0.002, 0.015, n),
             "blink_per_min": np.where(comatose, 0.0, rng.uniform(2.0, 15.0, n)),
             "eye_per_min": np.where(comatose, 0.0, rng.uniform(0.0, 3.0, n)),
@@ -102,25 +130,31 @@ def draw_layout(
     e_session = np.repeat(np.arange(len(s_patient)), eegs_per_session)
     n_eeg = len(e_session)
     n_win = 1 + np.minimum(rng.poisson(rng.gamma(1.5, 3.5, n_eeg)), max_windows - 1)
-    two_events = (n_win >= 4) & (rng.uniform(size=n_eeg) < 0.15)
-    split_at = np.where(
-        two_events, 1 + (rng.uniform(size=n_eeg) * (n_win - 1)).astype(np.int64), n_win
+    # some EEGs hold several events (the real label periods: 89 % of EEGs have one, 1.26 per EEG)
+    multi = (n_win >= 4) & (rng.uniform(size=n_eeg) < MULTI_EVENT_SHARE)
+    n_split = np.where(
+        multi, np.minimum(1 + rng.poisson(1.2, n_eeg), np.minimum((n_win - 1) // 2, _MAX_SPLITS)), 0
     )
+    column = np.arange(max_windows)
+    keys = np.where((column >= 1) & (column < n_win[:, None]), rng.uniform(size=(n_eeg, max_windows)), 2.0)
+    first_ranks = np.argsort(keys, axis=1)[:, :_MAX_SPLITS]
+    splits = np.where(np.arange(_MAX_SPLITS) < n_split[:, None], first_ranks, max_windows)
     # test: one 600 s session with one 50 s EEG and one window per test patient
     s_patient = np.concatenate([s_patient, np.arange(n_patients, n_all)])
     e_session = np.concatenate([e_session, np.arange(len(s_patient) - n_test, len(s_patient))])
     n_win = np.concatenate([n_win, np.ones(n_test, dtype=np.int64)])
-    split_at = np.concatenate([split_at, np.ones(n_test, dtype=np.int64)])
+    splits = np.concatenate([splits, np.full((n_test, _MAX_SPLITS), max_windows)])
     n_eeg, n_sess = len(e_session), len(s_patient)
     is_test_eeg = np.arange(n_eeg) >= n_eeg - n_test
 
-    # windows: offsets in steps of 2-10 s; the second event of an EEG starts >= 12 s later
+    # windows: offsets in steps of 2-10 s; a later event of an EEG starts >= 12 s after the last
     w_eeg = np.repeat(np.arange(n_eeg), n_win)
     w_first = _segment_starts(n_win)
     w_rank = np.arange(len(w_eeg)) - w_first[w_eeg]
-    w_event_rank = (w_rank >= split_at[w_eeg]).astype(np.int64)
+    w_event_rank = (splits[w_eeg] <= w_rank[:, None]).sum(axis=1)
+    starts_event = (splits[w_eeg] == w_rank[:, None]).any(axis=1)
     gap = rng.choice(np.array([2, 4, 6, 8, 10]), len(w_eeg), p=[0.3, 0.25, 0.2, 0.15, 0.1])
-    gap = np.where(w_rank == 0, 0, gap + np.where(w_rank == split_at[w_eeg], 12, 0))
+    gap = np.where(w_rank == 0, 0, gap + np.where(starts_event, 12, 0))
     cum = np.cumsum(gap)
     offset = (cum - cum[w_first[w_eeg]]).astype(np.float64)
     eeg_len = offset[w_first + n_win - 1] + EEG_WINDOW_SECONDS
@@ -145,7 +179,7 @@ def draw_layout(
 
     # events: the span of their windows' central 10 s, widened by a tight (0.5-3 s: the pattern
     # changes just outside the centre) or wide margin, clipped to the EEG and to a neighbour event
-    ev_key = w_eeg * 2 + w_event_rank
+    ev_key = w_eeg * (_MAX_SPLITS + 1) + w_event_rank
     ev_of_window = np.unique(ev_key, return_inverse=True)[1]
     n_ev = int(ev_of_window.max()) + 1
     ev_first = np.flatnonzero(np.r_[True, np.diff(ev_of_window) != 0])
@@ -157,7 +191,7 @@ def draw_layout(
     margin = np.where(tight, rng.uniform(0.5, 3.0, (2, n_ev)), rng.uniform(5.0, 60.0, (2, n_ev)))
     ev_lo = np.maximum(centre_lo - margin[0], 0.0)
     ev_hi = np.minimum(centre_hi + margin[1], eeg_len[ev_eeg])
-    second = w_event_rank[ev_first] == 1
+    second = w_event_rank[ev_first] >= 1  # an event after another of its EEG
     mid = (centre_hi[np.flatnonzero(second) - 1] + centre_lo[second]) / 2
     ev_lo[second] = np.maximum(ev_lo[second], mid)
     ev_hi[np.flatnonzero(second) - 1] = np.minimum(ev_hi[np.flatnonzero(second) - 1], mid)
@@ -170,7 +204,7 @@ def draw_layout(
         rng.choice(6, n_ev, p=ARCHETYPE_PRIOR["expert"]),
         rng.choice(6, n_ev, p=ARCHETYPE_PRIOR["pool"]),
     )
-    params = draw_params(rng, archetype)
+    params = draw_params(rng, archetype, np.where(expert, 1.0, POOL_CLARITY))
     cls_args = [
         params[k] for k in ("strength", "sharpness", "lateralization", "evolution", "frequency_hz")
     ]

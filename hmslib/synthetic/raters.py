@@ -17,19 +17,20 @@ from hmslib.constants import CLASSES
 #: multiplicative bias (the pool over-calls seizure) and uniform lapse rate.
 RATERS: dict[str, tuple[float, np.ndarray, float]] = {
     "expert": (1.0, np.ones(6), 0.01),
-    "pool": (0.6, np.array([1.5, 1.0, 1.0, 1.0, 1.0, 0.85]), 0.04),
+    "pool": (0.8, np.array([1.5, 1.0, 1.0, 1.0, 1.0, 0.85]), 0.02),
 }
 
 #: Class each event is drawn around, per rater group (expert windows are mostly "other", as in the
 #: competition's >= 10-vote rows; the pool saw more patterns and seizures).
 ARCHETYPE_PRIOR: dict[str, np.ndarray] = {
-    "expert": np.array([0.04, 0.18, 0.12, 0.06, 0.08, 0.52]),
-    "pool": np.array([0.08, 0.16, 0.18, 0.18, 0.20, 0.20]),
+    "expert": np.array([0.025, 0.18, 0.11, 0.02, 0.05, 0.615]),
+    "pool": np.array([0.20, 0.18, 0.11, 0.035, 0.125, 0.35]),
 }
 
-#: Votes per window: the pool's 1-9 (mostly 1-3) and the experts' 10-28 (the real histogram of
+#: Votes per window: the pool's 1-9 (mostly 3: the real histogram of the rows with < 10 votes of
+#: ``labels/train_rows_1000_per_class.csv``) and the experts' 10-28 (the real histogram of
 #: train.csv rows with >= 10 votes, ``labels/train_rows_10plus_votes.csv`` of the samples).
-POOL_VOTES = (np.arange(1, 10), np.array([30, 25, 25, 6, 5, 3, 2, 2, 2]) / 100)
+POOL_VOTES = (np.arange(1, 10), np.array([68, 30, 699, 84, 109, 10, 0, 0, 0]) / 1000)
 
 EXPERT_VOTES = (
     np.arange(10, 29),
@@ -112,8 +113,8 @@ def class_distribution(
 
     ``p ∝ bias * m**gamma``, then mixed with a uniform lapse ``eps``: the experts use the
     memberships ``m`` of :func:`class_memberships` almost as they are (``gamma = 1``, ``eps = 0.01``);
-    the larger, less expert pool of the few-vote windows is noisier (``gamma = 0.6``,
-    ``eps = 0.04``) and over-calls seizure (bias 1.5) at the expense of "other" (0.85).
+    the larger, less expert pool of the few-vote windows is noisier (``gamma = 0.8``,
+    ``eps = 0.02``) and over-calls seizure (bias 1.5) at the expense of "other" (0.85).
 
     Parameters
     ----------

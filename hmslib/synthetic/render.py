@@ -1,7 +1,9 @@
 """Rendering: the signal of a session -- background, EKG, patterns, artifacts -- and its spectrogram.
 
-The background is spatially correlated 1/f noise with a posterior dominant rhythm or diffuse slowing,
-common-mode offsets and an EKG channel leaking into the scalp leads; the events' patterns ride on it
+The background is 1/f^alpha activity of a cortical sheet projected to the electrodes by a smooth
+volume-conduction kernel (:mod:`hmslib.synthetic.scalp`), with diffuse slowing, diffuse beta, a
+posterior dominant rhythm, a slow amplitude envelope or burst suppression as the patient has them,
+common-mode offsets and an EKG far field leaking into the scalp leads; the events' patterns ride on it
 (:mod:`hmslib.synthetic.patterns`); then artifacts: blinks and eye movements, muscle, electrode pops,
 flat or disconnected channels, line noise and NaN stretches.
 """
@@ -16,7 +18,16 @@ import scipy.fft
 from hmslib.constants import EEG_CHANNELS, SFREQ, SPEC_STEP_SECONDS
 from hmslib.spectral import fft_decimate, kaggle_region_bipolar, kaggle_spectrogram_low
 from hmslib.synthetic.patterns import pattern_field, pattern_wave
-from hmslib.synthetic.scalp import EKG_ROW, PAIRS, POS, TEMPORAL, gauss
+from hmslib.synthetic.scalp import (
+    EKG_ROW,
+    PAIRS,
+    POS,
+    SHEET,
+    TEMPORAL,
+    gauss,
+    lead_field,
+    spatial_covariance,
+)
 
 _DECIMATE = 4  # 200 Hz -> 50 Hz: the whole session is rendered at 50 Hz for its spectrogram
 _LOW_SFREQ = SFREQ / _DECIMATE
@@ -26,43 +37,79 @@ _SPAN_MARGIN_S = 5.0  # rendered at 200 Hz either side of an EEG excerpt (> 3.84
 _CROSSFADE_S = 1.0  # splice of a 200 Hz span into the 50 Hz session signal
 
 
-def _scalp_mixing() -> tuple[np.ndarray, float]:
-    """Cholesky factor of the scalp noise correlation (Gaussian in electrode distance) and the mean
-    variance of a double-banana derivation of unit-variance mixed noise."""
-    d2 = ((POS[:, None, :] - POS[None, :, :]) ** 2).sum(axis=-1)
-    corr = np.exp(-d2 / (2 * 0.45**2))
-    bipolar_var = float(np.mean(2.0 - 2.0 * corr[PAIRS[:, 0], PAIRS[:, 1]]))
-    return np.linalg.cholesky(corr + 1e-6 * np.eye(len(POS))).astype(np.float32), bipolar_var
+def _bipolar_variance(cov: np.ndarray) -> float:
+    """Mean variance of the 16 double-banana derivations of a scalp field of covariance ``cov``."""
+    return float(np.mean(cov[PAIRS[:, 0], PAIRS[:, 0]] + cov[PAIRS[:, 1], PAIRS[:, 1]]
+                         - 2.0 * cov[PAIRS[:, 0], PAIRS[:, 1]]))  # fmt: skip
 
-_MIX, _BIPOLAR_VAR = _scalp_mixing()
+
+def _posterior_field(width: float) -> np.ndarray:
+    """Scalp fields ``(19, 2)`` of the left and right occipital sources of the dominant rhythm."""
+    sources = SHEET[(SHEET[:, 1] < -0.55) & (SHEET[:, 2] > 0.05)]
+    g = lead_field(width, sources)
+    left = sources[:, 0] < 0
+    field = np.stack([g[:, left].sum(axis=1), g[:, ~left].sum(axis=1)], axis=1)
+    return field / field.max()
+
+
+def _envelope(scene: dict, t: np.ndarray) -> np.ndarray:
+    """Slow amplitude modulation of the background at session times ``t`` (s): float32, mean ~1.
+
+    A log-normal envelope (log amplitude a smooth Gaussian process, 5 s knots, standard deviation
+    ``mod_sigma``) gives the background the amplitude variability and positive kurtosis of real
+    windows; in burst suppression, bursts of full amplitude alternate with suppressed stretches at
+    ``bs_floor`` of it (ACNS 2021: suppression < 10 uV for more than half of the record).
+    """
+    knots = scene["mod_knots"]
+    log_amp = np.interp(t / _KNOT_S, np.arange(len(knots)), knots)
+    env = np.exp(scene["mod_sigma"] * log_amp - scene["mod_sigma"] ** 2)
+    if scene["bursts"] is not None:
+        on = np.interp(t, scene["bursts"][0], scene["bursts"][1])
+        env = env * (scene["bs_floor"] + (1.0 - scene["bs_floor"]) * on)
+    return env.astype(np.float32)
+
+
+_KNOT_S = 5.0  # spacing of the knots of the background envelope, s
 
 
 def _background(
-    rng: np.random.Generator, pat: dict, gain: np.ndarray, out: np.ndarray, sfreq: float
+    rng: np.random.Generator, pat: dict, scene: dict, out: np.ndarray, t0: float, sfreq: float
 ) -> None:
     """Write the scalp background into ``out`` ``(19, n)`` float32 at ``sfreq``, uV, no offsets.
 
-    Sources made in the frequency domain: one noise source per electrode with a 1/f^alpha spectrum,
-    a white floor and diffuse slowing where the patient has it, mixed to a Gaussian spatial
-    correlation (times the per-electrode ``gain``) and calibrated so that a double-banana
-    derivation has the two-sided density ``bg_amp / (f**alpha + 0.1) + bg_floor (+ slowing)``
-    (uV^2/Hz, the unit of the Kaggle spectrograms); a common reference signal that bipolar
-    derivations cancel; and, where the patient has one, a posterior dominant rhythm coherent within
-    each hemisphere.
+    Sources on a cortical sheet seen through a smooth volume-conduction kernel
+    (:func:`~hmslib.synthetic.scalp.spatial_covariance` of the patient's ``bg_width``): 19 signals
+    with the spectrum ``bg_amp / (f**alpha + knee**alpha)`` (plus diffuse slowing where the patient
+    has it, and diffuse beta in sedated patients), mixed by the Cholesky factor of that covariance -- the same Gaussian field as driving
+    every sheet source independently -- times a little per-electrode ``gain``, calibrated so that a
+    double-banana derivation has that two-sided density (uV^2/Hz, the unit of the Kaggle
+    spectrograms), then modulated by the slow :func:`_envelope`; a local, spatially independent
+    floor ``bg_floor / (1 + f / 20)`` (electrode noise and unresolved local activity) and slow
+    electrode drift ``drift_amp * exp(-(f / 0.25)**2)`` (both halved per electrode); a common
+    reference signal that bipolar derivations cancel; and, where the patient has one, a posterior
+    dominant rhythm from occipital sources of the sheet, coherent within each hemisphere.
     """
     n = out.shape[1]
     freqs = np.fft.rfftfreq(n, 1.0 / sfreq).astype(np.float32)
-    one_over_f = 1.0 / (freqs ** np.float32(pat["bg_alpha"]) + np.float32(0.1))
-    local = pat["bg_amp"] * one_over_f + pat["bg_floor"]
+    alpha = np.float32(pat["bg_alpha"])
+    one_over_f = 1.0 / (freqs**alpha + np.float32(pat["bg_knee_hz"]) ** alpha)
+    cortical = pat["bg_amp"] * one_over_f
     if pat["slow_amp"] > 0:
-        local += (pat["slow_amp"] * gauss(freqs, pat["slow_hz"], 1.2)).astype(np.float32)
-    shapes = [local / _BIPOLAR_VAR, pat["ref_amp"] * pat["bg_amp"] * one_over_f]
-    weights = [_MIX * gain[:, None], np.ones((len(POS), 1))]
+        cortical += (pat["slow_amp"] * gauss(freqs, pat["slow_hz"], 1.2)).astype(np.float32)
+    if pat["beta_amp"] > 0:
+        cortical += (pat["beta_amp"] * gauss(freqs, pat["beta_hz"], 4.0)).astype(np.float32)
+    cov = spatial_covariance(pat["bg_width"])
+    mix = np.linalg.cholesky(cov + 1e-6 * np.eye(len(POS))) * scene["gain"][:, None]
+    shapes = [
+        cortical / _bipolar_variance(cov),
+        pat["bg_floor"] / (1.0 + freqs / np.float32(20.0)) / 2.0
+        + pat["drift_amp"] * np.exp(-((freqs / np.float32(0.25)) ** 2)) / 2.0,
+        pat["ref_amp"] * pat["bg_amp"] * one_over_f,
+    ]
+    weights = [mix, np.eye(len(POS)), np.ones((len(POS), 1))]
     if pat["pdr_amp"] > 0:
         shapes.append(pat["pdr_amp"] * gauss(freqs, pat["pdr_hz"], 0.6).astype(np.float32))
-        posterior = np.clip(-POS[:, 1], 0.0, 1.0) ** 1.5
-        left = POS[:, 0] <= 0
-        weights.append(posterior[:, None] * np.stack([left, ~left], axis=1))
+        weights.append(_posterior_field(pat["bg_width"]))
     counts = [w.shape[1] for w in weights]
     # complex Gaussian spectrum with E|X_k|^2 = sfreq * psd_k -> irfft(norm="ortho") has density psd
     buffer = rng.standard_normal((sum(counts), len(freqs), 2), dtype=np.float32)
@@ -73,7 +120,8 @@ def _background(
         amp[0] = 0.0
         spectrum[row : row + count] *= amp
         row += count
-    sources = scipy.fft.irfft(spectrum, n=n, axis=-1, norm="ortho")
+    sources = scipy.fft.irfft(spectrum, n=n, axis=-1, norm="ortho").astype(np.float32)
+    sources[: counts[0]] *= _envelope(scene, t0 + np.arange(n) / sfreq)[None, :]
     np.matmul(np.concatenate(weights, axis=1).astype(np.float32), sources, out=out)
 
 
@@ -168,16 +216,72 @@ def _add_artifacts(rng: np.random.Generator, x: np.ndarray, pat: dict, sfreq: fl
         x += gains[1] * np.cos(arg).astype(np.float32)
 
 
-def _scene(rng: np.random.Generator, pat: dict) -> dict:
-    """What stays fixed across the renders of one session: lead gains, offsets, EKG leak."""
+def _bursts(rng: np.random.Generator, duration: float) -> np.ndarray:
+    """Burst-suppression on/off curve ``(2, m)`` (knot times s, level 0-1) over ``duration`` s.
+
+    Bursts of 1-4 s separated by suppressions of 2-10 s (ACNS 2021: burst suppression is 50-99 %
+    suppression), 0.2 s edges.
+    """
+    n = int(duration / 3.0) + 4
+    burst = rng.uniform(1.0, 4.0, n)
+    gap = rng.uniform(2.0, 10.0, n)
+    start = np.cumsum(burst + gap) - burst - gap - rng.uniform(0.0, 10.0)
+    edge = 0.2
+    times = np.stack([start, start + edge, start + burst - edge, start + burst], axis=1).ravel()
+    levels = np.tile(np.array([0.0, 1.0, 1.0, 0.0]), n)
+    return np.stack([times, levels])
+
+
+def _scene(rng: np.random.Generator, pat: dict, duration: float) -> dict:
+    """What stays fixed across the renders of one session: lead gains, offsets, EKG leak, envelope.
+
+    The EKG reaches the scalp as a far field: a potential varying linearly across the head (stronger
+    on the left, the heart's side), so that it is smooth over neighbouring electrodes.
+    """
+    slope = rng.normal(0.0, 1.0, 3)
+    leak = slope[0] + slope[1] * (POS[:, 0] - 0.5) + slope[2] * POS[:, 1]
     return {
-        "gain": rng.lognormal(0.0, 0.2, len(POS)),
+        "gain": rng.lognormal(0.0, 0.08, len(POS)),
         "offset": (pat["offset_uv"] + rng.normal(0.0, 12.0, len(POS))).astype(np.float32),
         "ekg_offset": rng.normal(20.0, 30.0),
-        "leak": (pat["ekg_leak"] * rng.standard_normal(19) * (1.0 + 0.5 * (POS[:, 0] < 0))).astype(
-            np.float32
-        ),
+        "leak": (pat["ekg_leak"] * leak).astype(np.float32),
+        "mod_knots": rng.standard_normal(int(duration / _KNOT_S) + 3),
+        "mod_sigma": pat["mod_sigma"],
+        "bursts": _bursts(rng, duration) if pat["burst_suppression"] else None,
+        "bs_floor": 0.12,
     }
+
+
+def _add_pattern(
+    rng: np.random.Generator,
+    x: np.ndarray,
+    prm: dict,
+    width: float,
+    wave: np.ndarray,
+    t: np.ndarray,
+    sfreq: float,
+) -> None:
+    """Add a pattern's ``wave`` (uV, at ``sfreq``) to the scalp leads ``x`` through its field.
+
+    A seizure's field evolves (ACNS 2021: evolution in location): from its focal patch it spreads
+    over the event to a patch ``spread`` times wider and less lateralized, the two fields blended
+    along a half-cosine over ``evolution_period_s`` from the event's start.
+    """
+    field = pattern_field(rng, prm, width).astype(np.float32)
+    if prm.get("spread", 1.0) <= 1.0:
+        x += field[:, None] * wave[None, :]
+        return
+    wide = {
+        **prm,
+        "field_width": prm["field_width"] * prm["spread"],
+        "lateralization": prm["lateralization"] / prm["spread"],
+    }
+    field_wide = pattern_field(rng, wide, width).astype(np.float32)
+    times = t if sfreq == SFREQ else t[:: int(round(SFREQ / sfreq))][: len(wave)]
+    start = prm.get("start_s", times[0])
+    u = np.clip((times - start) / prm["evolution_period_s"], 0.0, 1.0)
+    blend = (0.5 - 0.5 * np.cos(np.pi * u)).astype(np.float32)
+    x += field[:, None] * ((1.0 - blend) * wave)[None, :] + field_wide[:, None] * (blend * wave)[None, :]
 
 
 def _render(
@@ -198,7 +302,7 @@ def _render(
     n = int(round(seconds * sfreq))
     n_hi = int(round(seconds * SFREQ))
     x = np.empty((len(EEG_CHANNELS), n), dtype=np.float32)
-    _background(rng, pat, scene["gain"], x[:19], sfreq)
+    _background(rng, pat, scene, x[:19], t0, sfreq)
     ekg = _ekg(rng, n_hi, pat["heart_bpm"]) * np.float32(pat["ekg_uv"])
     ekg = ekg if sfreq == SFREQ else fft_decimate(ekg)
     x[EKG_ROW] = ekg + np.float32(scene["ekg_offset"])
@@ -213,12 +317,12 @@ def _render(
         )
         if gate.any():
             wave = pattern_wave(rng, ev, pat["bg_amp"], t0, gate, sfreq)
-            x[:19] += pattern_field(rng, ev).astype(np.float32)[:, None] * wave[None, :]
+            _add_pattern(rng, x[:19], ev, pat["bg_width"], wave, t, sfreq)
             uncovered -= gate
     context = {k[len("context_") :]: v for k, v in session.items() if k.startswith("context_")}
     if context["strength"] > 0:
         wave = pattern_wave(rng, context, pat["bg_amp"], t0, np.clip(uncovered, 0.0, 1.0), sfreq)
-        x[:19] += pattern_field(rng, context).astype(np.float32)[:, None] * wave[None, :]
+        _add_pattern(rng, x[:19], context, pat["bg_width"], wave, t, sfreq)
 
     _add_artifacts(rng, x, pat, sfreq)
     x[:19] += scene["offset"][:, None]
@@ -271,7 +375,7 @@ def render_session(
         float32 ``(4, 100, duration / 2)``.
     """
     rng = np.random.default_rng(seed)
-    scene = _scene(rng, pat)
+    scene = _scene(rng, pat, session["duration_s"])
     duration = session["duration_s"]
     low = _render(rng, scene, pat, session, [], 0.0, duration, _LOW_SFREQ)
     excerpts = {}

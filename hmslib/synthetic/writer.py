@@ -30,6 +30,7 @@ from hmslib.io import read_train_csv
 from hmslib.labels import class_prior
 from hmslib.metrics import kl_split
 from hmslib.synthetic.cohort import Layout, draw_layout
+from hmslib.synthetic.patterns import PLUS_MODIFIERS
 from hmslib.synthetic.render import render_session
 
 
@@ -56,12 +57,12 @@ class SynthPreset:
 
 #: Named sizes: ``demo`` trains end to end on 2 CPU cores in minutes; ``bench`` ranks models.
 PRESETS: dict[str, SynthPreset] = {
-    "demo": SynthPreset(48, 32, 16, "48 patients, ~130 EEGs, ~750 labelled windows, 32 test EEGs"),
+    "demo": SynthPreset(48, 32, 16, "48 patients, ~130 EEGs, ~800 labelled windows, 32 test EEGs"),
     "bench": SynthPreset(400, 240, 20, "400 patients, ~1,100 EEGs, ~6,300 windows, 240 test EEGs"),
 }
 
 #: Version of the generating model, stored in ``synthetic.json``.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 def _resolve_size(preset: str, n_patients: int | None) -> tuple[SynthPreset, int, int]:
@@ -80,6 +81,26 @@ def _resolve_size(preset: str, n_patients: int | None) -> tuple[SynthPreset, int
         )
     n_test = max(2, round(size.n_test_eegs * n_patients / size.n_patients))
     return size, int(n_patients), n_test
+
+
+def draw_preset_layout(preset: str = "demo", seed: int = 0, n_patients: int | None = None) -> Layout:
+    """The tables (patients, sessions, EEGs, events, labels) :func:`generate` would write, no signal.
+
+    Parameters
+    ----------
+    preset, seed, n_patients
+        As :func:`generate`.
+
+    Returns
+    -------
+    Layout
+        Exactly the layout ``generate(out, preset, seed, n_patients)`` renders.
+    """
+    _, n_train, n_test = _resolve_size(preset, n_patients)
+    layout_seed, _ = np.random.SeedSequence(int(seed)).spawn(2)
+    return draw_layout(
+        np.random.default_rng(layout_seed), n_train, n_test, PRESETS[preset].max_windows
+    )
 
 
 def _check_out_dir(out_dir: str | os.PathLike, overwrite: bool) -> Path:
@@ -185,6 +206,8 @@ def _truth_table(layout: Layout) -> pd.DataFrame:
             },
             "side": np.where(rows["side"].to_numpy() < 0, "left", "right"),
             **{k: rows[k].to_numpy() for k in ("frontal", "triphasic", "evolution_period_s")},
+            "plus": np.asarray(PLUS_MODIFIERS)[rows["plus"].to_numpy()],
+            "spread": rows["spread"].to_numpy(),
             "event_start_s": rows["start_s"].to_numpy() - start,
             "event_end_s": rows["end_s"].to_numpy() - start,
             "context": sess_row["context"].to_numpy(),
@@ -257,10 +280,8 @@ def generate(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        layout_seed, render_seed = np.random.SeedSequence(int(seed)).spawn(2)
-        layout = draw_layout(
-            np.random.default_rng(layout_seed), n_train, n_test, PRESETS[preset].max_windows
-        )
+        _, render_seed = np.random.SeedSequence(int(seed)).spawn(2)
+        layout = draw_preset_layout(preset, seed, n_patients)
         lab = layout.labels
         train = lab[lab["split"] == "train"]
         test_eegs = layout.eegs[layout.eegs["split"] == "test"]

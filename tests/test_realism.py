@@ -1,0 +1,225 @@
+"""Tests of the realism of the synthetic generator and of hmslib.synthetic.realism.
+
+The background's spatial and spectral structure is checked with scipy computations made here (direct
+electrode subtraction, Welch, Butterworth), not with the generator's or the bench's code; the label
+side against the real label tables of the samples (skipped without them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+from scipy import signal
+
+from hmslib.constants import CHAINS, CLASSES, EEG_CHANNELS, VOTE_COLUMNS
+from hmslib.synthetic import realism
+from hmslib.synthetic.cohort import _draw_patients
+from hmslib.synthetic.render import _background, _scene
+from hmslib.synthetic.writer import draw_preset_layout
+
+_CH = {name: i for i, name in enumerate(EEG_CHANNELS)}
+_CHAIN_PAIRS = [
+    [(_CH[a], _CH[b]) for a, b in zip(names, names[1:], strict=False)] for names in CHAINS.values()
+]
+
+
+def _bipolar(x: np.ndarray) -> list[np.ndarray]:
+    """Per chain, the derivations ``(4, n)`` by direct electrode subtraction."""
+    return [np.stack([x[a] - x[b] for a, b in chain]) for chain in _CHAIN_PAIRS]
+
+
+def _neighbour_corr(x: np.ndarray) -> float:
+    """Median correlation (0.5-20 Hz) of consecutive derivations of each chain (Fp1-F7 / F7-T3 ...)."""
+    sos = signal.butter(4, [0.5, 20.0], btype="band", fs=200, output="sos")
+    corr = []
+    for chain in _bipolar(x):
+        b = signal.sosfiltfilt(sos, chain)
+        corr += [np.corrcoef(b[k], b[k + 1])[0, 1] for k in range(3)]
+    return float(np.median(corr))
+
+
+def _slope(x: np.ndarray) -> float:
+    """Least-squares slope of log10 Welch density vs log10 frequency, 2-40 Hz, median derivation."""
+    b = np.concatenate(_bipolar(x))
+    f, p = signal.welch(b, fs=200, nperseg=400)
+    sel = (f >= 2) & (f <= 40)
+    return float(np.median([np.polyfit(np.log10(f[sel]), np.log10(q[sel]), 1)[0] for q in p]))
+
+
+@pytest.fixture(scope="module")
+def backgrounds() -> tuple[pd.DataFrame, list[np.ndarray]]:
+    """50 s of background (no pattern, no artifact) for 24 drawn patients, 200 Hz, (19, 10000)."""
+    rng = np.random.default_rng(7)
+    patients = _draw_patients(rng, 24)
+    out = []
+    for pat in patients.to_dict("records"):
+        x = np.empty((19, 10_000), dtype=np.float32)
+        _background(rng, pat, _scene(rng, pat, 60.0), x, 0.0, 200.0)
+        out.append(x.astype(np.float64))
+    return patients, out
+
+
+def test_spatial_model_gives_positively_correlated_neighbouring_pairs(backgrounds):
+    _, xs = backgrounds
+    corr = np.array([_neighbour_corr(x) for x in xs])
+    assert np.median(corr) > 0.1, corr
+    assert (corr > -0.1).mean() >= 0.8, corr
+    # control: the same computation on independent electrodes gives the -0.5 of a shared electrode
+    rng = np.random.default_rng(0)
+    assert _neighbour_corr(rng.standard_normal((19, 10_000))) < -0.35
+
+
+def test_background_psd_slope_is_in_the_real_range(backgrounds):
+    _, xs = backgrounds
+    slopes = np.array([_slope(x) for x in xs])
+    # real EEG: about -2 (Donoghue et al. 2020); the real centre windows of the samples -1.1 .. -2.7
+    assert -2.6 < np.median(slopes) < -1.4, slopes
+    assert (slopes < -0.9).all() and (slopes > -3.2).all(), slopes
+    # control: the same fit on white electrodes gives a flat spectrum
+    assert abs(_slope(np.random.default_rng(0).standard_normal((19, 10_000)))) < 0.15
+
+
+def test_background_amplitude_is_in_the_real_range(backgrounds):
+    _, xs = backgrounds
+    rms = np.array([np.median(np.concatenate(_bipolar(x)).std(axis=1)) for x in xs])
+    assert 10.0 < np.median(rms) < 40.0, rms  # real bipolar RMS of the samples: 20-83 uV
+
+
+def test_window_statistics_on_known_signals():
+    rng = np.random.default_rng(1)
+    n = 10_000
+    white = rng.standard_normal((2, 20, n)) * 10.0
+    brown = np.cumsum(rng.standard_normal((2, 20, n)), axis=-1)
+    t = np.arange(n) / 200
+    beats = (np.mod(t, 60.0 / 90.0) < 0.02).astype(float) * 500.0  # 90 bpm pulses
+    beats += rng.standard_normal(n) * 5.0
+    white[:, _CH["EKG"]] = beats
+    stats = realism.window_statistics(np.r_[white, brown])
+    # independent electrodes: neighbouring derivations share one electrode with opposite signs
+    assert_allclose(stats["neighbour corr"][:2], -0.5, atol=0.05)
+    assert_allclose(stats["homologous corr"][:2], 0.0, atol=0.05)
+    assert_allclose(stats["PSD slope 2-40 Hz"][:2], 0.0, atol=0.1)
+    assert_allclose(stats["PSD slope 2-40 Hz"][2:], -2.0, atol=0.2)
+    assert_allclose(stats["bipolar RMS"][:2], 10.0 * np.sqrt(2), rtol=0.05)
+    assert_allclose(stats["EKG rate"][:2], 90.0, rtol=0.03)
+    nan = white[:1].copy()
+    nan[0, 3, :2000] = np.nan
+    nan[0, 5, 4000:4600] = 3.0  # three flat seconds (4000-4600 covers seconds 20-22)
+    stats = realism.window_statistics(nan)
+    assert_allclose(stats["NaN share"], 2000 / (19 * n))
+    assert_allclose(stats["flat share"], 3 / (19 * 50))
+
+
+def _real_tables(hms_samples):
+    labels = hms_samples / "labels"
+    periods = labels / "eeg_periods_vote_fractions.csv"
+    if not periods.is_file():
+        pytest.skip(f"{periods}: real label periods not in the samples")
+    return pd.read_csv(periods), pd.read_csv(labels / "train_rows_10plus_votes.csv")
+
+
+def _class_mix(votes: np.ndarray) -> np.ndarray:
+    """Share of rows whose top vote is each class (CLASSES order)."""
+    return np.bincount(votes.argmax(axis=1), minlength=len(CLASSES)) / len(votes)
+
+
+def test_label_statistics_match_the_real_tables(hms_samples):
+    real_periods, real_10plus = _real_tables(hms_samples)
+    layout = draw_preset_layout("bench", 0)
+    train = layout.labels[layout.labels["split"] == "train"]
+    periods = realism.label_periods(train)
+    # class mix of the label periods: within 0.08 of the real one for every class
+    mix_real = _class_mix(real_periods[list(VOTE_COLUMNS)].to_numpy())
+    mix_synth = _class_mix(periods[list(VOTE_COLUMNS)].to_numpy())
+    assert np.abs(mix_synth - mix_real).max() < 0.08, (mix_real, mix_synth)
+    # label periods per EEG: mean within 0.15, share of EEGs with one period within 0.1
+    per_real = real_periods.groupby("eeg_id").size()
+    per_synth = periods.groupby("eeg_id").size()
+    assert abs(per_synth.mean() - per_real.mean()) < 0.15
+    assert abs((per_synth == 1).mean() - (per_real == 1).mean()) < 0.1
+    # >= 10-vote rows (one per EEG): vote-count quartiles within 1 vote, class mix within 0.08
+    many = train[train[list(VOTE_COLUMNS)].sum(axis=1) >= 10].drop_duplicates("eeg_id")
+    n_real = real_10plus[list(VOTE_COLUMNS)].sum(axis=1)
+    n_synth = many[list(VOTE_COLUMNS)].sum(axis=1)
+    for q in (0.25, 0.5, 0.75):
+        assert abs(n_synth.quantile(q) - n_real.quantile(q)) <= 1.0, q
+    mix_real = _class_mix(real_10plus[list(VOTE_COLUMNS)].to_numpy())
+    mix_synth = _class_mix(many[list(VOTE_COLUMNS)].to_numpy())
+    assert np.abs(mix_synth - mix_real).max() < 0.08, (mix_real, mix_synth)
+
+
+# --------------------------------------------------------------------------------------------------
+# ACNS modifiers and the evolving seizure field
+# --------------------------------------------------------------------------------------------------
+
+
+def _pattern(archetype: str, plus: int, seed: int = 0) -> tuple[dict, np.ndarray]:
+    """Parameters of a strong pattern of ``archetype`` with modifier ``plus`` and 20 s of its wave."""
+    from hmslib.synthetic.patterns import draw_params, pattern_wave
+
+    rng = np.random.default_rng(seed)
+    prm = {k: v[0] for k, v in draw_params(rng, np.array([CLASSES.index(archetype)])).items()}
+    prm.update(plus=plus, strength=0.9, frequency_hz=1.5, fast_hz=15.0, evolution=0.0)
+    gate = np.ones(4000)
+    return prm, pattern_wave(np.random.default_rng(seed), prm, 38.0, 0.0, gate, 200.0)
+
+
+def test_plus_f_adds_fast_activity_and_plus_s_sharp_waves():
+    from hmslib.synthetic.patterns import PLUS_MODIFIERS
+
+    def fast_share(w):
+        f, p = signal.welch(w, fs=200, nperseg=400)
+        return p[(f >= 13) & (f <= 17)].sum() / p[(f >= 0.5) & (f <= 20)].sum()
+
+    plain = [fast_share(_pattern("lpd", 0, s)[1]) for s in range(4)]
+    plus_f = [fast_share(_pattern("lpd", PLUS_MODIFIERS.index("+F"), s)[1]) for s in range(4)]
+    assert (np.array(plus_f) > 3 * np.array(plain)).all(), (plain, plus_f)
+    # +S on rhythmic delta: brief sharp transients raise the kurtosis of the wave
+    kurt = lambda w: float(pd.Series(w).kurt())  # noqa: E731
+    rda = [kurt(_pattern("grda", 0, s)[1]) for s in range(4)]
+    rda_s = [kurt(_pattern("grda", PLUS_MODIFIERS.index("+S"), s)[1]) for s in range(4)]
+    assert np.median(rda_s) > np.median(rda) + 0.5, (rda, rda_s)
+
+
+def test_seizure_field_spreads_over_the_event():
+    from hmslib.synthetic.render import _add_pattern
+
+    prm = {
+        "lateralization": 0.95, "side": -1, "focus_y": 0.0, "field_width": 0.3, "frontal": 0.5,
+        "spread": 2.0, "evolution_period_s": 20.0, "start_s": 0.0,
+    }  # fmt: skip
+    t = np.arange(8000) / 200
+    x = np.zeros((19, len(t)), dtype=np.float32)
+    wave = np.sin(2 * np.pi * 3.0 * t).astype(np.float32)
+    _add_pattern(np.random.default_rng(0), x, prm, 0.5, wave, t, 200.0)
+    left = [_CH[c] for c in ("Fp1", "F7", "T3", "T5", "O1", "F3", "C3", "P3")]
+    right = [_CH[c] for c in ("Fp2", "F8", "T4", "T6", "O2", "F4", "C4", "P4")]
+
+    def asymmetry(sl):
+        power = (x[:, sl] ** 2).mean(axis=1)
+        return np.log(power[left].sum() / power[right].sum())
+
+    early, late = asymmetry(slice(0, 600)), asymmetry(slice(7400, 8000))
+    assert early > 1.0  # focal: one hemisphere
+    assert late < early - 0.5, (early, late)  # spread towards the other one
+
+
+def test_every_window_centre_lies_in_its_own_event_only():
+    """The centre-10 s rule with several events per EEG: a window's central 10 s is inside its
+    event and outside every other event of its EEG."""
+    layout = draw_preset_layout("bench", 3)
+    lab, ev, eegs = layout.labels, layout.events, layout.eegs
+    start = eegs["start_s"].to_numpy()[ev["eeg"].to_numpy()]
+    ev_lo, ev_hi = ev["start_s"].to_numpy() - start, ev["end_s"].to_numpy() - start
+    eeg_index = pd.Index(eegs["eeg_id"]).get_indexer(lab["eeg_id"])
+    centre = lab["eeg_label_offset_seconds"].to_numpy() + 25.0
+    own = lab["event"].to_numpy()
+    assert (ev_lo[own] <= centre - 5.0 + 1e-9).all() and (ev_hi[own] >= centre + 5.0 - 1e-9).all()
+    per_eeg = ev.groupby("eeg").size()
+    assert per_eeg.max() >= 3  # several events in some EEGs
+    for k in np.flatnonzero(per_eeg.to_numpy()[eeg_index] > 1):
+        others = np.flatnonzero((ev["eeg"].to_numpy() == eeg_index[k]) & (np.arange(len(ev)) != own[k]))
+        overlap = (ev_lo[others] < centre[k] + 5.0) & (ev_hi[others] > centre[k] - 5.0)
+        assert not overlap.any(), (k, ev_lo[others], ev_hi[others], centre[k])
