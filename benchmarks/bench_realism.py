@@ -232,11 +232,10 @@ def _null_split(
     return keep, fake[keep]
 
 
-def _null_auc(x: np.ndarray, groups: np.ndarray, n_real_groups: int, n_real: int, repeats: int, seed: int) -> tuple[float, float]:
-    """AUC of the logistic regression when synthetic windows play the real ones
-    (:func:`_null_split`): mean and 95 % quantile over ``repeats`` draws (the no-difference
-    baseline)."""
-    rng = np.random.default_rng(seed)
+def _null_draws(score, groups: np.ndarray, n_real_groups: int, n_real: int, repeats: int, seed: int, rng_seed: int) -> list[float]:
+    """AUCs of a discriminator when synthetic windows play the real ones (:func:`_null_split`), one
+    per draw; ``score(keep, y, fold, r)`` gives the held-out scores of draw ``r``."""
+    rng = np.random.default_rng(rng_seed)
     values = []
     for r in range(repeats):
         split = _null_split(groups, n_real_groups, n_real, rng)
@@ -244,23 +243,24 @@ def _null_auc(x: np.ndarray, groups: np.ndarray, n_real_groups: int, n_real: int
             continue
         keep, y = split
         fold = _folds(groups[keep], y == 1, min(n_real_groups, 4), seed + r)
-        values.append(roc_auc_score(y, _lr_scores(x[keep], y, fold)))
+        values.append(roc_auc_score(y, score(keep, y, fold, r)))
+    return values
+
+
+def _null_auc(x: np.ndarray, groups: np.ndarray, n_real_groups: int, n_real: int, repeats: int, seed: int) -> tuple[float, float]:
+    """The no-difference baseline of the logistic regression: mean and 95 % quantile of
+    :func:`_null_draws`."""
+    values = _null_draws(lambda keep, y, fold, r: _lr_scores(x[keep], y, fold),
+                         groups, n_real_groups, n_real, repeats, seed, seed)  # fmt: skip
     return float(np.mean(values)), float(np.percentile(values, 95))
 
 
 def _null_cnn_auc(images: torch.Tensor, groups: np.ndarray, n_real_groups: int, n_real: int, repeats: int, seed: int) -> tuple[float, float]:
-    """The same no-difference baseline for the small CNN (one training seed per draw): mean and
-    largest AUC over ``repeats`` draws."""
-    rng = np.random.default_rng(seed + 7)
-    values = []
-    for r in range(repeats):
-        split = _null_split(groups, n_real_groups, n_real, rng)
-        if split is None:
-            continue
-        keep, y = split
-        fold = _folds(groups[keep], y == 1, min(n_real_groups, 4), seed + r)
-        scores = _cnn_scores(images[keep], y, fold, epochs=25, seed=seed + 1000 * (r + 1))
-        values.append(roc_auc_score(y, scores))
+    """The same baseline for the small CNN (one training seed per draw): mean and largest AUC."""
+    values = _null_draws(
+        lambda keep, y, fold, r: _cnn_scores(images[keep], y, fold, epochs=25, seed=seed + 1000 * (r + 1)),
+        groups, n_real_groups, n_real, repeats, seed, seed + 7,
+    )  # fmt: skip
     return (float(np.mean(values)), float(np.max(values))) if values else (np.nan, np.nan)
 
 
