@@ -31,7 +31,7 @@ from hmslib.ensemble import (
     oof_frame,
 )
 from hmslib.labels import class_prior
-from hmslib.metrics import kaggle_kl, kl_split
+from hmslib.metrics import kl_rows, kl_split, patient_bootstrap
 from hmslib.synthetic import read_truth
 
 #: Columns of the clinical metrics beside the KL (:func:`hmslib.analysis.clinical_summary`).
@@ -153,18 +153,35 @@ def oof_kl_table(
 
 
 def leaderboard_kl(
-    run_dir: str | os.PathLike, data_dir: str | os.PathLike, submission_path: str | os.PathLike
+    run_dir: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    submission_path: str | os.PathLike,
+    *,
+    n_boot: int = 1000,
 ) -> pd.DataFrame | None:
     """KL on the synthetic test set against the expert votes of ``truth.csv`` (None without it).
 
     Reads each model's test probabilities from ``test_predictions/`` beside the submission and the
     submission itself (the ensemble); with the run's ``blends.json`` (05_ensemble), also scores
-    every blend and each model at its temperature on the same test windows.
+    every blend and each model at its temperature on the same test windows. The test set is small
+    (one window per test patient), so every row carries a patient-bootstrap 95% interval, and the
+    share of the learnable gap it closes, ``(prior - model) / (prior - floor)``, with the interval
+    of that ratio over the same draws.
+
+    Parameters
+    ----------
+    run_dir, data_dir : path
+        The run and its data folder.
+    submission_path : path
+        The submission scored on the test set.
+    n_boot : int
+        Patient-bootstrap draws of the intervals.
 
     Returns
     -------
     pandas.DataFrame or None
-        Columns ``model``, ``test_kl``; the row names match those of :func:`oof_kl_table`.
+        Columns ``model, test_kl, test_kl_lo, test_kl_hi, test_share, test_share_lo,
+        test_share_hi``; the row names match those of :func:`oof_kl_table`.
     """
     truth = read_truth(data_dir, "test")
     if truth is None or truth.empty:
@@ -173,28 +190,51 @@ def leaderboard_kl(
     ids = truth.index.to_numpy()
     y = truth[list(VOTE_COLUMNS)].to_numpy(dtype=np.float64)
     prior = class_prior(io.read_train_csv(data_dir))
-    rows = {"prior": kaggle_kl(y, np.broadcast_to(prior, y.shape)),
-            "floor": kaggle_kl(y, truth[list(TRUE_COLUMNS)].to_numpy())}  # fmt: skip
+
+    def window_kl(p: np.ndarray) -> np.ndarray:
+        return kl_rows(y, p).sum(axis=1)
+
+    rows = {"prior": window_kl(np.broadcast_to(prior, y.shape)),
+            "floor": window_kl(truth[list(TRUE_COLUMNS)].to_numpy())}  # fmt: skip
     submission_path = Path(submission_path)
     per_model = {
         path.stem: pd.read_parquet(path).set_index("eeg_id").loc[ids, list(PRED_COLUMNS)].to_numpy()
         for path in sorted((submission_path.parent / "test_predictions").glob("*.parquet"))
     }
-    rows.update({name: kaggle_kl(y, p) for name, p in per_model.items()})
+    rows.update({name: window_kl(p) for name, p in per_model.items()})
     run_dir = Path(run_dir)
     blends = load_blends(run_dir / BLENDS_FILE) if (run_dir / BLENDS_FILE).is_file() else None
     if (run_dir / "ensemble.json").is_file():
         for name, t in _temperatures(load_ensemble(run_dir / "ensemble.json"), blends).items():
             if name in per_model:
-                rows[method_label(name, True)] = kaggle_kl(y, apply_temperature(per_model[name], t))
+                rows[method_label(name, True)] = window_kl(apply_temperature(per_model[name], t))
     if blends is None and len(per_model) > 1:
-        rows["equal weights"] = kaggle_kl(y, np.mean(list(per_model.values()), axis=0))
+        rows["equal weights"] = window_kl(np.mean(list(per_model.values()), axis=0))
     for label, fitted in (blends or {}).items():
         if all(m in per_model for m in fitted.models):
-            rows[f"{BLEND_PREFIX}{label}"] = kaggle_kl(y, blend(per_model, fitted))
+            rows[f"{BLEND_PREFIX}{label}"] = window_kl(blend(per_model, fitted))
     submission = pd.read_csv(submission_path).set_index("eeg_id").loc[ids, list(VOTE_COLUMNS)]
-    rows["ensemble (submitted)"] = kaggle_kl(y, submission.to_numpy())
-    return pd.DataFrame({"model": list(rows), "test_kl": list(rows.values())})
+    rows["ensemble (submitted)"] = window_kl(submission.to_numpy())
+    return _test_table(rows, truth["patient_id"].to_numpy(), n_boot=n_boot)
+
+
+def _test_table(rows: dict[str, np.ndarray], patients: np.ndarray, *, n_boot: int) -> pd.DataFrame:
+    """Mean KL per row, its share of the prior -> floor gap, both with patient-bootstrap intervals."""
+    counts, row_patient = patient_bootstrap(patients, n_boot=n_boot)
+    weights = counts[:, row_patient]  # (n_boot, n_windows)
+    names = list(rows)
+    kl = np.stack([rows[name] for name in names])  # (n_rows, n_windows)
+    drawn = (weights @ kl.T) / weights.sum(axis=1, keepdims=True)  # (n_boot, n_rows)
+    prior, floor = drawn[:, names.index("prior")], drawn[:, names.index("floor")]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        drawn_share = (prior[:, None] - drawn) / (prior - floor)[:, None]
+    mean = kl.mean(axis=1)
+    prior_kl, floor_kl = mean[names.index("prior")], mean[names.index("floor")]
+    share = (prior_kl - mean) / (prior_kl - floor_kl)
+    kl_lo, kl_hi = np.percentile(drawn, [2.5, 97.5], axis=0)
+    share_lo, share_hi = np.nanpercentile(drawn_share, [2.5, 97.5], axis=0)
+    return pd.DataFrame({"model": names, "test_kl": mean, "test_kl_lo": kl_lo, "test_kl_hi": kl_hi,
+                         "test_share": share, "test_share_lo": share_lo, "test_share_hi": share_hi})  # fmt: skip
 
 
 def run_kl_table(

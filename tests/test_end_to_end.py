@@ -64,6 +64,30 @@ def test_kl_table_has_prior_floor_models_and_ensemble(quick_run):
     assert np.isfinite(table[["oof_kl_all", "test_kl"]].to_numpy()).all()
 
 
+def test_test_share_and_intervals_match_a_hand_computation(quick_run):
+    table = pd.read_csv(quick_run / "kl_table.csv").set_index("model")
+    truth = pd.read_csv(quick_run / "data" / "truth.csv").query("split == 'test'").set_index("eeg_id")
+    submission = pd.read_csv(quick_run / "submission.csv").set_index("eeg_id").loc[truth.index]
+    y = truth[list(VOTE_COLUMNS)].to_numpy(float)
+    y /= y.sum(axis=1, keepdims=True)
+    p = np.clip(submission[list(VOTE_COLUMNS)].to_numpy(), 1e-15, 1 - 1e-15)
+    ensemble_kl = np.where(y > 0, y * np.log(np.where(y > 0, y, 1) / p), 0).sum(axis=1)
+    ensemble = next(i for i in table.index if i.startswith("ensemble"))
+    prior, floor = table.loc["prior", "test_kl"], table.loc["floor", "test_kl"]
+    assert table.loc[ensemble, "test_kl"] == pytest.approx(ensemble_kl.mean(), rel=1e-9)
+    assert table.loc[ensemble, "test_share"] == pytest.approx((prior - ensemble_kl.mean()) / (prior - floor))
+    assert table.loc["prior", "test_share"] == 0 and table.loc["floor", "test_share"] == pytest.approx(1)
+    # the interval is that of the mean over a resample of the test patients
+    lo, hi = table.loc[ensemble, ["test_kl_lo", "test_kl_hi"]]
+    rng = np.random.default_rng(0)
+    means = [ensemble_kl[rng.integers(0, len(y), len(y))].mean() for _ in range(2000)]
+    ref_lo, ref_hi = np.percentile(means, [2.5, 97.5])
+    spread = ref_hi - ref_lo
+    assert abs(lo - ref_lo) < 0.25 * spread and abs(hi - ref_hi) < 0.25 * spread
+    ok = table[["test_kl_lo", "test_kl", "test_kl_hi"]].dropna()
+    assert (ok.test_kl_lo <= ok.test_kl + 1e-12).all() and (ok.test_kl <= ok.test_kl_hi + 1e-12).all()
+
+
 def test_rerun_skips_finished_steps(quick_run):
     lines: list[str] = []
     pipeline.run(run_dir=quick_run, profile="quick", log=lines.append)
