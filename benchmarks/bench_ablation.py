@@ -47,7 +47,7 @@ from hmslib.config import training_config
 from hmslib.constants import HIGH_AGREEMENT_VOTES, PRED_COLUMNS, VOTE_COLUMNS
 from hmslib.metrics import bootstrap_mean, kaggle_kl, kl_rows
 from hmslib.representations import representation_info
-from hmslib.synthetic import generate
+from hmslib.synthetic import ensure_generated
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "outputs" / "bench_ablation"
@@ -130,11 +130,9 @@ def setup_name(args: argparse.Namespace) -> str:
 
 
 def synthetic_data(args: argparse.Namespace) -> Path:
-    """The synthetic data set of the preset (``--patients`` overriding its size), generated once."""
+    """The synthetic data set of the preset (``--patients`` overriding its size), generated once per generator version."""
     folder = Path(args.work) / f"data-{args.preset}-{args.patients or 'all'}"
-    if not (folder / "train.csv").is_file():
-        generate(folder, preset=args.preset, n_patients=args.patients, seed=0, overwrite=True)
-    return folder
+    return ensure_generated(folder, args.preset, 0, args.patients)
 
 
 def _size_overrides(args: argparse.Namespace, seed: int) -> dict:

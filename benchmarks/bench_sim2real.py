@@ -59,7 +59,7 @@ from hmslib.metrics import consensus, kaggle_kl
 from hmslib.pipeline import EXAMPLE_EEG_ID, samples_dir
 from hmslib.predict import predict_features
 from hmslib.representations import compute_representation, representation_info
-from hmslib.synthetic import generate
+from hmslib.synthetic import ensure_generated
 from hmslib.train import fit_fold
 
 OUT = Path(__file__).resolve().parents[1] / "outputs" / "bench_sim2real"
@@ -213,11 +213,8 @@ def synthetic_skill(data: Path, oof: pd.DataFrame, prior: np.ndarray) -> dict:
 
 
 def synthetic_data(out: Path, patients: int | None) -> Path:
-    """The synthetic bench preset (``patients`` overriding its size), generated once."""
-    folder = out / f"data-bench-{patients or 'all'}"
-    if not (folder / "train.csv").is_file():
-        generate(folder, preset="bench", n_patients=patients, seed=0, overwrite=True, progress=False)
-    return folder
+    """The synthetic bench preset (``patients`` overriding its size), generated once per generator version."""
+    return ensure_generated(out / f"data-bench-{patients or 'all'}", "bench", 0, patients, progress=False)
 
 
 @torch.inference_mode()

@@ -24,6 +24,7 @@ from hmslib.synthetic.writer import (
     PRESETS,
     SynthPreset,
     bayes_floor,
+    ensure_generated,
     generate,
     read_truth,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "bayes_floor",
     "class_distribution",
     "class_memberships",
+    "ensure_generated",
     "generate",
     "read_truth",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import tempfile
@@ -57,7 +58,7 @@ class SynthPreset:
 
 #: Named sizes: ``demo`` trains end to end on 2 CPU cores in minutes; ``bench`` ranks models.
 PRESETS: dict[str, SynthPreset] = {
-    "demo": SynthPreset(48, 32, 16, "48 patients, ~130 EEGs, ~800 labelled windows, 32 test EEGs"),
+    "demo": SynthPreset(48, 160, 16, "48 patients, ~130 EEGs, ~800 labelled windows, 160 test EEGs"),
     "bench": SynthPreset(400, 240, 20, "400 patients, ~1,100 EEGs, ~6,300 windows, 240 test EEGs"),
 }
 
@@ -358,6 +359,48 @@ def generate(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def ensure_generated(
+    out_dir: str | os.PathLike,
+    preset: str = "demo",
+    seed: int = 0,
+    n_patients: int | None = None,
+    *,
+    progress: bool = True,
+    workers: int | None = None,
+) -> Path:
+    """Return a synthetic data set made by these arguments and this generator, generating it if needed.
+
+    A folder whose ``synthetic.json`` records the same generator version, preset, seed and size is
+    reused as it is (and the same number of test EEGs); a missing one is generated and a stale one (another generator version or other
+    arguments) is replaced, so that benchmarks never score models on data of an older generator.
+
+    Parameters
+    ----------
+    out_dir, preset, seed, n_patients, progress, workers
+        As for :func:`generate`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir`` (absolute), as :func:`generate` returns it.
+
+    Raises
+    ------
+    ValueError, NotADirectoryError, FileExistsError
+        As for :func:`generate` (a non-empty folder that is not a synthetic set is never replaced).
+    """
+    _, n_train, n_test = _resolve_size(preset, n_patients)
+    out = Path(out_dir).absolute()
+    wanted = {"generator_version": GENERATOR_VERSION, "preset": preset, "seed": int(seed), "n_patients": n_train}
+    info_path = out / "synthetic.json"
+    if info_path.is_file() and (out / "train.csv").is_file():
+        info = json.loads(info_path.read_text())
+        same = all(info.get(key) == value for key, value in wanted.items())
+        if same and info.get("counts", {}).get("test_eegs") == n_test:
+            return out
+    return generate(out, preset, seed, n_patients, overwrite=True, progress=progress, workers=workers)
 
 
 def _default_workers() -> int:
