@@ -11,14 +11,17 @@ other processes on a shared machine hits both alike. The ratio says whether data
 with the model (target >= 0.9); a last row times the loading alone. With a GPU, a second table
 compares ``efficientnet_b0`` at 512x512 with AMP + channels-last against fp32.
 
-Quality (``--quality``): on the synthetic ``bench`` preset (or ``--patients N`` of it), trains each
-model on ``--folds`` folds and prints the class-prior KL, the Bayes floor (true distributions vs drawn
-votes), each model's OOF KL and the share of the learnable gap it closes,
-``(prior - model) / (prior - floor)``, on >= 10-vote windows and on all windows, with ImageNet-
-pretrained and scratch rows for the same backbone.
+Quality (``--quality``): the models of a profile (default ``full``) on its synthetic preset (``full``:
+``bench``; ``--preset`` picks another, ``--patients N`` resizes it), built by the one config route
+(:func:`hmslib.config.training_config`) at CPU-sized epochs, plus the scratch twin of its first
+ImageNet model, each trained on ``--folds`` folds. Prints the class-prior KL, the Bayes floor (true
+distributions vs drawn votes), each model's OOF KL and the share of the learnable gap it closes,
+``(prior - model) / (prior - floor)``, on >= 10-vote windows and on all windows, and every blend of
+the profile's models (equal, Nelder-Mead, stack, each without and with temperature) fitted on the
+>= 10-vote windows and scored in nested patient folds (:func:`hmslib.ensemble.compare_ensembles`).
 
     python benchmarks/bench_train.py [--steps 20] [--batch-size 32] [--workers 0 2]
-    python benchmarks/bench_train.py --quality [--patients 400] [--folds 1] [--epochs 8]
+    python benchmarks/bench_train.py --quality [--profile full] [--preset bench] [--patients 400] [--folds 1] [--epochs 8]
 
 Data, caches and runs go under ``outputs/bench_train/`` (git-ignored) and are reused.
 """
@@ -33,29 +36,28 @@ import numpy as np
 import pandas as pd
 import torch
 
+from hmslib._checks import check_option
 from hmslib.augment import AugmentConfig, augment_features
 from hmslib.cache import build_cache
-from hmslib.config import Environment, Recipe, TrainConfig
-from hmslib.constants import CLASSES, PRED_COLUMNS, TRUE_COLUMNS, VOTE_COLUMNS
+from hmslib.config import get_profile, training_config
+from hmslib.constants import CLASSES, HIGH_AGREEMENT_VOTES, PRED_COLUMNS, TRUE_COLUMNS, VOTE_COLUMNS
 from hmslib.datasets import CacheDataset, epoch_batches, training_units
+from hmslib.ensemble import compare_ensembles
 from hmslib.io import read_train_csv
 from hmslib.labels import class_prior
 from hmslib.losses import kl_loss
 from hmslib.metrics import kaggle_kl
 from hmslib.models import ModelConfig, build_model
 from hmslib.representations import DEFAULT_REPR
-from hmslib.synthetic import generate
+from hmslib.synthetic import PRESETS, ensure_generated
 from hmslib.train import fit_fold
 
 OUT = Path(__file__).resolve().parents[1] / "outputs" / "bench_train"
 
 
 def synthetic_data(preset: str, patients: int | None) -> Path:
-    """The synthetic data set of ``preset`` (``patients`` overriding its size), generated once."""
-    folder = OUT / f"data-{preset}-{patients or 'all'}"
-    if not (folder / "train.csv").is_file():
-        generate(folder, preset=preset, n_patients=patients, seed=0, overwrite=True)
-    return folder
+    """The synthetic data set of ``preset`` (``patients`` overriding its size), generated once per generator version."""
+    return ensure_generated(OUT / f"data-{preset}-{patients or 'all'}", preset, 0, patients)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -171,69 +173,70 @@ def gpu_precision(args: argparse.Namespace) -> pd.DataFrame:
 # quality
 # --------------------------------------------------------------------------------------------------
 
-#: (row label, ModelConfig keywords, Recipe keywords) of the quality table.
-QUALITY_MODELS = {
-    "lite0_pretrained": (
-        "tf_efficientnet_lite0 ImageNet",
-        dict(backbone="tf_efficientnet_lite0", pretrained=True),
-        {},
-    ),
-    "lite0_scratch": ("tf_efficientnet_lite0 scratch", dict(backbone="tf_efficientnet_lite0"), {}),
-    "wavenet1d": (
-        "wavenet1d raw",
-        dict(backbone="wavenet1d", representation="bipolar_raw"),
-        dict(lr=2e-3),
-    ),
-}
+#: Suffix of the scratch twin of the profile's first ImageNet model (same recipe, no pretraining).
+SCRATCH = "_scratch"
 
 
-def _gap_rows(
-    label: str, votes: np.ndarray, preds: np.ndarray, prior_kl: dict, floor_kl: dict, many
-) -> dict:
+def _gap_rows(label: str, votes: np.ndarray, preds: np.ndarray, prior_kl: dict, floor_kl: dict, many) -> dict:
     kl = {"all": kaggle_kl(votes, preds), "10+": kaggle_kl(votes[many], preds[many])}
+    return {"model": label, **_gap_columns(kl, prior_kl, floor_kl)}
+
+
+def _gap_columns(kl: dict, prior_kl: dict, floor_kl: dict) -> dict:
     closed = {k: (prior_kl[k] - kl[k]) / (prior_kl[k] - floor_kl[k]) for k in kl}
-    return {
-        "model": label,
-        "KL 10+": kl["10+"],
-        "gap closed 10+": closed["10+"],
-        "KL all": kl["all"],
-        "gap closed all": closed["all"],
-    }
+    return {"KL 10+": kl["10+"], "gap closed 10+": closed["10+"],
+            "KL all": kl["all"], "gap closed all": closed["all"]}  # fmt: skip
+
+
+def quality_models(profile: str, names: list[str] | None) -> list[tuple[str, dict]]:
+    """(model name, overrides) of the quality table: the profile's models, then the scratch twin
+    of its first ImageNet model (``names`` picks some, by model name)."""
+    specs = get_profile(profile).models
+    rows = [(spec.name, {}) for spec in specs]
+    pretrained = [spec.name for spec in specs if spec.pretrained]
+    if pretrained:
+        rows.append((pretrained[0] + SCRATCH, {"model.pretrained": False}))
+    if names:
+        for name in names:
+            check_option("model", name, [n for n, _ in rows])
+        rows = [row for row in rows if row[0] in names]
+    return rows
 
 
 def quality(args: argparse.Namespace) -> pd.DataFrame:
-    data = synthetic_data("bench", args.patients)
+    """OOF skill of the profile's models (and their nested ensembles) on its synthetic preset."""
+    prof = get_profile(args.profile)
+    preset = args.preset or prof.synth_preset
+    data = synthetic_data(preset, args.patients)
     truth = pd.read_csv(data / "truth.csv")
     truth = truth[truth.split == "train"].set_index("label_id")
     prior = class_prior(read_train_csv(data))
+    out_dir = OUT / (
+        f"quality-{args.profile}-{preset}-{args.patients or 'all'}-f{args.n_folds}-"
+        f"e{args.epochs}+{args.stage2_epochs}"
+    )
+    sizes = {"n_folds": args.n_folds, "epochs": args.epochs, "stage2_epochs": args.stage2_epochs}
     results = {}
-    for key in args.models:
-        _, model_kw, train_kw = QUALITY_MODELS[key]
-        model = ModelConfig(name=key, **{"representation": DEFAULT_REPR, **model_kw})
-        recipe = Recipe(
-            model=model,
-            n_folds=args.n_folds,
-            epochs=args.epochs,
-            stage2_epochs=args.stage2_epochs,
-            batch_size=args.batch_size,
-            augment=AugmentConfig(hemisphere_swap=0.5, time_masks=1, freq_masks=1),
-            **{"lr": 1e-3, **train_kw},
-        )
-        env = Environment(
-            data_dir=str(data),
-            out_dir=str(OUT / f"quality-{args.patients or 'all'}-{args.epochs}+{args.stage2_epochs}"),
-            cache_dir=str(OUT / "cache"),
+    for name, overrides in quality_models(args.profile, args.models):
+        base = name.removesuffix(SCRATCH)
+        config = training_config(
+            args.profile,
+            model=base,
+            data_dir=data,
+            out_dir=out_dir,
+            overrides={**sizes, **overrides, "model.name": name},
+            cache_dir=OUT / "cache",
             num_workers=args.loader_workers,
         )
-        config = TrainConfig(recipe, env)
         started = time.perf_counter()
         oofs = [pd.read_parquet(fit_fold(config, fold)["oof"]) for fold in range(args.folds)]
-        results[key] = (pd.concat(oofs, ignore_index=True), time.perf_counter() - started)
+        oof = pd.concat(oofs, ignore_index=True).set_index("label_id").sort_index()
+        results[name] = (oof, time.perf_counter() - started)
 
     first = next(iter(results.values()))[0]
     votes = first[list(VOTE_COLUMNS)].to_numpy(np.float64)
-    many = first.total_votes.to_numpy() >= 10
-    true_p = truth.loc[first.label_id, list(TRUE_COLUMNS)].to_numpy()
+    many = first.total_votes.to_numpy() >= HIGH_AGREEMENT_VOTES
+    true_p = truth.loc[first.index, list(TRUE_COLUMNS)].to_numpy()
     prior_p = np.broadcast_to(prior, votes.shape)
     prior_kl = {"all": kaggle_kl(votes, prior_p), "10+": kaggle_kl(votes[many], prior_p[many])}
     floor_kl = {"all": kaggle_kl(votes, true_p), "10+": kaggle_kl(votes[many], true_p[many])}
@@ -241,25 +244,41 @@ def quality(args: argparse.Namespace) -> pd.DataFrame:
         _gap_rows("class prior", votes, prior_p, prior_kl, floor_kl, many),
         _gap_rows("Bayes floor (true distributions)", votes, true_p, prior_kl, floor_kl, many),
     ]
-    for key, (oof, seconds) in results.items():
-        oof = oof.set_index("label_id").loc[first.label_id]
-        row = _gap_rows(
-            QUALITY_MODELS[key][0],
-            votes,
-            oof[list(PRED_COLUMNS)].to_numpy(),
-            prior_kl,
-            floor_kl,
-            many,
-        )
-        rows.append({**row, "train s": seconds})
+    for name, (oof, seconds) in results.items():
+        preds = oof.loc[first.index, list(PRED_COLUMNS)].to_numpy()
+        rows.append({**_gap_rows(name, votes, preds, prior_kl, floor_kl, many), "train s": seconds})
+    members = [name for name in results if not name.endswith(SCRATCH)]
+    if len(members) > 1:
+        try:
+            rows += _ensemble_rows(results, members, first, votes, prior_kl, floor_kl, args.seed)
+        except ValueError as err:  # too few patients or >= 10-vote windows for nested folds
+            print(f"(no ensemble rows: {err})")
     table = pd.DataFrame(rows)
     print(
-        f"\nOOF quality on {data.name}: {len(votes)} windows ({int(many.sum())} with >= 10 votes) of "
-        f"{args.folds} of {args.n_folds} folds; {args.epochs} + {args.stage2_epochs} epochs, "
-        f"repr {DEFAULT_REPR}"
+        f"\nOOF quality of profile {args.profile!r} on {data.name}: {len(votes)} windows "
+        f"({int(many.sum())} with >= {HIGH_AGREEMENT_VOTES} votes) of {args.folds} of {args.n_folds} "
+        f"folds, {args.epochs} + {args.stage2_epochs} epochs; "
+        f"ensembles fitted on >= {HIGH_AGREEMENT_VOTES}-vote windows in nested patient folds"
     )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep=""))
     return table
+
+
+def _ensemble_rows(results, members, first, votes, prior_kl, floor_kl, seed) -> list[dict]:
+    """Nested-fold KL of every blend of ``members`` (fitted on >= 10-vote windows only)."""
+    preds = np.stack([results[m][0].loc[first.index, list(PRED_COLUMNS)].to_numpy() for m in members])
+    y = votes / votes.sum(axis=1, keepdims=True)
+    patients = first.patient_id.to_numpy()
+    comparison = compare_ensembles(
+        preds, y, patients, n_votes=first.total_votes.to_numpy(), names=members,
+        n_outer=min(5, len(np.unique(patients))), seed=seed,
+    )  # fmt: skip
+    blends = comparison[comparison.blend != "single"]
+    return [
+        {"model": f"ensemble: {method} (nested)",
+         **_gap_columns({"10+": row.kl_nested, "all": row.kl_nested_all}, prior_kl, floor_kl)}
+        for method, row in blends.iterrows()
+    ]  # fmt: skip
 
 
 def main() -> None:
@@ -281,9 +300,10 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--stage2-epochs", type=int, default=3)
     p.add_argument("--loader-workers", type=int, default=0, help="DataLoader workers in --quality")
-    p.add_argument(
-        "--models", nargs="+", default=list(QUALITY_MODELS), choices=list(QUALITY_MODELS)
-    )
+    p.add_argument("--profile", default="full", help="profile whose models and preset --quality uses")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="--quality: synthetic preset (default: the profile's)")
+    p.add_argument("--models", nargs="+", help="--quality: these models of the profile (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="--quality: seed of the nested ensemble folds")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
