@@ -22,7 +22,7 @@ over seeds, goes to ``ablation_summary.csv`` and ``ablation.png`` beside it.
     python benchmarks/bench_ablation.py --smoke             # seconds: one switch, one seed, tiny
 
 Data, caches and runs go under ``outputs/bench_ablation/`` (git-ignored) and are reused; results
-under ``benchmarks/results/`` (``--smoke``: under the work folder). The default sizes (demo preset,
+under ``benchmarks/results/`` (``--smoke``: under the work folder). The default sizes (``small`` preset,
 one fold of four, 6 + 2 epochs) aim at about two minutes per run on 2 CPU cores.
 
 The TTA row re-predicts the base run's validation windows through :class:`hmslib.predict.Predictor`
@@ -427,7 +427,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--switches", nargs="+", help="default: every switch (--smoke: label_smoothing)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--preset", default="demo", help="synthetic preset (demo | bench)")
+    p.add_argument("--preset", default="small", help="synthetic preset (small | demo | bench)")
     p.add_argument("--patients", type=int, help="patients of the preset (default: all)")
     p.add_argument("--n-folds", type=int, default=4)
     p.add_argument("--folds", type=int, default=1, help="folds trained per run (OOF on their windows)")

@@ -4,7 +4,7 @@ Real windows: every raw real EEG of the samples (``train_eegs``, ``test_eegs``, 
 the 50 s windows they hold every 10 s; and, for the statistics that survive per-channel
 z-scoring, the 11 real centre windows of ``real_windows/elektra_center10s`` (10 s, z-scored per
 channel) against the central 10 s of synthetic windows z-scored the same way. Synthetic windows: one
-labelled window per EEG of a freshly generated data set (demo preset unless ``--patients``).
+labelled window per EEG of a freshly generated data set (``small`` preset unless ``--patients``).
 
 Tables printed:
 
@@ -25,7 +25,7 @@ Tables printed:
         [--cnn-null-repeats 1]
 
 Runs in about two minutes on an idle 2-core CPU, several more under load (the CNN and its
-no-difference draws are most of it; ``--no-cnn`` skips them), generation of the demo preset included.
+no-difference draws are most of it; ``--no-cnn`` skips them), generation of the ``small`` preset included.
 """
 
 from __future__ import annotations
@@ -354,7 +354,7 @@ def _print(title: str, table: pd.DataFrame) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--patients", type=int, help="synthetic train patients (default: demo preset)")
+    parser.add_argument("--patients", type=int, help="synthetic train patients (default: the small preset, 48)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-cnn", action="store_true", help="skip the CNN two-sample test")
     parser.add_argument("--null-repeats", type=int, default=20)
@@ -373,7 +373,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         data = synthetic.generate(
-            Path(tmp) / "data", preset="demo", seed=args.seed, n_patients=args.patients,
+            Path(tmp) / "data", preset="small", seed=args.seed, n_patients=args.patients,
             progress=False,
         )  # fmt: skip
         gen_s = time.perf_counter() - t0
@@ -381,7 +381,7 @@ def main() -> None:
     print(
         f"generator version {synthetic.GENERATOR_VERSION}; real: {len(real)} windows of "
         f"{len(np.unique(real_groups))} recordings + {len(centre)} centre windows; synthetic: "
-        f"{len(synth)} windows of {len(np.unique(synth_groups))} patients (demo preset generated in "
+        f"{len(synth)} windows of {len(np.unique(synth_groups))} patients (small preset generated in "
         f"{gen_s:.0f} s)"
     )
     stats_real, stats_synth = realism.window_statistics(real), realism.window_statistics(synth)

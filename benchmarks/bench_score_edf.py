@@ -60,7 +60,7 @@ TARGET = 120.0
 
 def write_synthetic_edf(folder: Path, seconds: float) -> Path:
     """A ``seconds`` long EDF at 256 Hz from synthetic EEGs (NaN gaps become 0 µV, as in EDF)."""
-    data = generate(folder / "data", preset="demo", n_patients=4, seed=0, progress=False)
+    data = generate(folder / "data", preset="small", n_patients=4, seed=0, progress=False)
     files = sorted((data / "train_eegs").glob("*.parquet"))
     eeg = np.concatenate([load_eeg(data, int(p.stem)) for p in files], axis=1)
     n = int(seconds * SFREQ)

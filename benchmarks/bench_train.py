@@ -91,7 +91,7 @@ def _paired_step_times(preloaded, loader, model, optimizer, warmup: int, augment
 
 
 def throughput(args: argparse.Namespace) -> pd.DataFrame:
-    data = synthetic_data("demo", None)
+    data = synthetic_data("small", None)
     cache = build_cache(data, OUT / "cache", representation=DEFAULT_REPR)
     units = training_units(read_train_csv(data), by="group")
     dataset = CacheDataset(cache, units, seed=0)

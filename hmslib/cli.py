@@ -41,7 +41,7 @@ def _parser(command: str, description: str) -> _Parser:
 
 
 def _synth(argv: list[str]) -> int:
-    """``hms synth OUT_DIR [--preset demo|bench] [--seed S] [--patients N] [--overwrite]``."""
+    """``hms synth OUT_DIR [--preset small|demo|bench] [--seed S] [--patients N] [--overwrite]``."""
     import time
 
     from hmslib.synthetic import PRESETS, generate

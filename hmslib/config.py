@@ -351,9 +351,12 @@ class Profile:
     device: str = "auto"
 
 
-# Demo epochs, measured on the demo preset (2 cores, test-set share of the gap prior -> floor closed by
-# the CNN / the ensemble): 4 + 2 epochs 0.41 / 0.36 in 3.4 min, 8 + 3 0.53 / 0.46 in 4.3 min,
-# 14 + 4 0.62 / 0.58 in 5.4 min, 24 + 6 0.64 / 0.58 in 5.3 min (early stopping, patience 3).
+# Demo epochs, measured on the 48-patient preset now called ``small`` (2 cores, test-set share of the gap
+# prior -> floor closed by the CNN / the ensemble, 32 test EEGs): 4 + 2 epochs 0.41 / 0.36 in 3.4 min,
+# 8 + 3 0.53 / 0.46 in 4.3 min, 14 + 4 0.62 / 0.58 in 5.4 min, 24 + 6 0.64 / 0.58 in 5.3 min (early
+# stopping, patience 3). Training data then proved the larger lever (14 + 4, idle 2 cores, wall time with
+# generation): 48 patients 0.45 / 0.46 on 160 test EEGs, 96 patients 0.54 / 0.54 (320, 9.4 min), 144
+# patients 0.57 / 0.61 (480, 13.8 min) and, as shipped in the ``demo`` preset, 0.70 / 0.71 (240, 13.4 min).
 _DEMO_MODELS = (
     ModelSpec("effnet_lite0", "tf_efficientnet_lite0", "chain_mel", pretrained=True,
               epochs=14, stage2_epochs=4, batch_size=32, lr=1e-3),
@@ -363,7 +366,7 @@ _DEMO_MODELS = (
 #: The named runs: ``quick`` (tiny, for tests), ``demo`` (``make demo``), ``full`` (real data).
 PROFILES: dict[str, Profile] = {
     "quick": Profile(
-        "quick", "demo", 6, 2,
+        "quick", "small", 6, 2,
         tuple(dataclasses.replace(m, epochs=1, stage2_epochs=1, batch_size=16, max_train_samples=64)
               for m in _DEMO_MODELS),
     ),

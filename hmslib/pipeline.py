@@ -11,7 +11,7 @@ The profiles:
 
 - ``quick``: a tiny synthetic set, 2 folds, 1 epoch: the notebook tests (seconds per step).
 - ``demo``: the synthetic demo preset, 3 folds, an ImageNet-pretrained EfficientNet-Lite0 over
-  spectrogram images and a raw-EEG 1-D model (``make demo``, minutes on 2 CPU cores).
+  spectrogram images and a raw-EEG 1-D model (``make demo``, about 13 minutes on 2 CPU cores).
 - ``full``: real competition data (``--data``), 5 folds, longer training, the B0-B2 family.
 """
 
@@ -188,7 +188,7 @@ def example_recording(samples: str | os.PathLike | None = None) -> ExampleRecord
 
         data_dir, source = repo_root() / "outputs" / "recording_demo_data", "synthetic EEGs"
         if not (data_dir / "train.csv").is_file():
-            generate(data_dir, preset="demo", n_patients=3, progress=False)
+            generate(data_dir, preset="small", n_patients=3, progress=False)
         label_rows = prior_rows = io.read_train_csv(data_dir)
     eeg_ids = label_rows.eeg_id.unique()
     parts = [io.load_eeg(data_dir, eeg_id) for eeg_id in eeg_ids]

@@ -22,7 +22,7 @@ FAST = "bipolar_raw"
 def data_dir(tmp_path_factory) -> Path:
     from hmslib.synthetic import generate
 
-    return generate(tmp_path_factory.mktemp("synth") / "data", n_patients=2, progress=False)
+    return generate(tmp_path_factory.mktemp("synth") / "data", preset="small", n_patients=2, progress=False)
 
 
 def _copy(data_dir: Path, dest: Path) -> Path:

@@ -181,4 +181,4 @@ def test_synth_help_lists_the_presets(capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["synth", "--help"])
     assert exit_.value.code == 0
-    assert "--preset {bench,demo}" in capsys.readouterr().out
+    assert "--preset {bench,demo,small}" in capsys.readouterr().out

@@ -26,7 +26,7 @@ from hmslib.datasets import (
 def tiny(tmp_path_factory) -> Path:
     from hmslib.synthetic import generate
 
-    root = generate(tmp_path_factory.mktemp("data") / "tiny", n_patients=3, seed=1, progress=False)
+    root = generate(tmp_path_factory.mktemp("data") / "tiny", preset="small", n_patients=3, seed=1, progress=False)
     return root
 
 

@@ -31,7 +31,7 @@ def fake_notebooks(tmp_path, monkeypatch):
         _notebook(folder / f"{name}.ipynb", f"from pathlib import Path\n"
                   f"Path(run_dir, 'ran.txt').open('a').write('{name}\\n')")  # fmt: skip
     monkeypatch.setattr(pipeline, "notebooks_dir", lambda: folder)
-    tiny = config.Profile("tiny", "demo", 3, 2, (config.ModelSpec("m1", "resnet18", "public_notebook"),))
+    tiny = config.Profile("tiny", "small", 3, 2, (config.ModelSpec("m1", "resnet18", "public_notebook"),))
     monkeypatch.setitem(config.PROFILES, "tiny", tiny)
     data = tmp_path / "data"
     data.mkdir()

@@ -231,7 +231,7 @@ def test_full_disk_while_predict_writes_is_one_line_and_leaves_no_submission(tmp
 def test_full_disk_is_found_before_the_cache_is_allocated(tmp_path, monkeypatch):
     from hmslib.synthetic import generate
 
-    data = generate(tmp_path / "data", n_patients=2, progress=False)
+    data = generate(tmp_path / "data", preset="small", n_patients=2, progress=False)
     real = shutil.disk_usage
 
     def tiny(path):

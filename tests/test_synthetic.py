@@ -28,7 +28,7 @@ from hmslib.spectral import kaggle_spectrogram
 from hmslib.synthetic import writer
 
 #: A small data set whose seed gives every class a few high-agreement events (checked in a test).
-FIXTURE = {"preset": "demo", "seed": 19, "n_patients": 16}
+FIXTURE = {"preset": "small", "seed": 19, "n_patients": 16}
 
 _CH = {name: i for i, name in enumerate(EEG_CHANNELS)}
 _PAIRS = {
@@ -392,9 +392,9 @@ def _digest(folder: Path) -> dict[str, bytes]:
 
 
 def test_same_seed_gives_identical_files(tmp_path):
-    a = synthetic.generate(tmp_path / "a", n_patients=1, seed=5, progress=False, workers=1)
-    b = synthetic.generate(tmp_path / "b", n_patients=1, seed=5, progress=False, workers=2)
-    c = synthetic.generate(tmp_path / "c", n_patients=1, seed=6, progress=False, workers=1)
+    a = synthetic.generate(tmp_path / "a", preset="small", n_patients=1, seed=5, progress=False, workers=1)
+    b = synthetic.generate(tmp_path / "b", preset="small", n_patients=1, seed=5, progress=False, workers=2)
+    c = synthetic.generate(tmp_path / "c", preset="small", n_patients=1, seed=6, progress=False, workers=1)
     files_a, files_b, files_c = _digest(a), _digest(b), _digest(c)
     assert files_a == files_b
     assert files_a.keys() != files_c.keys()  # other ids
@@ -406,7 +406,7 @@ def test_bad_arguments_raise_and_write_nothing(tmp_path):
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         synthetic.generate(out, preset="huge")
     with pytest.raises(ValueError, match="n_patients must be a positive integer"):
-        synthetic.generate(out, n_patients=-3)
+        synthetic.generate(out, preset="small", n_patients=-3)
     with pytest.raises(ValueError, match="seed"):
         synthetic.generate(out, seed=-1)
     with pytest.raises(ValueError, match="workers"):
@@ -433,38 +433,38 @@ def test_failure_midway_leaves_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(writer, "_write_session", boom)
     with pytest.raises(RuntimeError, match="disk full"):
-        synthetic.generate(tmp_path / "out", n_patients=1, progress=False, workers=1)
+        synthetic.generate(tmp_path / "out", preset="small", n_patients=1, progress=False, workers=1)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_overwrite_replaces_a_synthetic_set(tmp_path):
-    out = synthetic.generate(tmp_path / "d", n_patients=1, seed=1, progress=False, workers=1)
+    out = synthetic.generate(tmp_path / "d", preset="small", n_patients=1, seed=1, progress=False, workers=1)
     before = _digest(out)
-    synthetic.generate(out, n_patients=1, seed=2, overwrite=True, progress=False, workers=1)
+    synthetic.generate(out, preset="small", n_patients=1, seed=2, overwrite=True, progress=False, workers=1)
     assert _digest(out) != before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # no temporary folders left
 
 
 def test_ensure_generated_reuses_a_current_set_and_replaces_a_stale_one(tmp_path, monkeypatch):
-    out = synthetic.ensure_generated(tmp_path / "e", n_patients=1, seed=1, progress=False, workers=1)
+    out = synthetic.ensure_generated(tmp_path / "e", preset="small", n_patients=1, seed=1, progress=False, workers=1)
     before = _digest(out)
     calls = []
     monkeypatch.setattr(writer, "generate", lambda *a, **k: calls.append(a) or out)
-    assert synthetic.ensure_generated(out, n_patients=1, seed=1) == out  # same arguments: reused
+    assert synthetic.ensure_generated(out, preset="small", n_patients=1, seed=1) == out  # same arguments: reused
     assert calls == []
     monkeypatch.undo()
-    synthetic.ensure_generated(out, n_patients=1, seed=2, progress=False, workers=1)  # other seed
+    synthetic.ensure_generated(out, preset="small", n_patients=1, seed=2, progress=False, workers=1)  # other seed
     assert _digest(out) != before
     info_path = out / "synthetic.json"
     info = json.loads(info_path.read_text())
     info_path.write_text(json.dumps({**info, "generator_version": synthetic.GENERATOR_VERSION - 1}))
-    synthetic.ensure_generated(out, n_patients=1, seed=2, progress=False, workers=1)  # older generator
+    synthetic.ensure_generated(out, preset="small", n_patients=1, seed=2, progress=False, workers=1)  # older generator
     assert json.loads(info_path.read_text())["generator_version"] == synthetic.GENERATOR_VERSION
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not a synthetic data set"):
-        synthetic.ensure_generated(busy, n_patients=1)
+        synthetic.ensure_generated(busy, preset="small", n_patients=1)
 
 
 def test_cli_writes_and_summarises(tmp_path, capsys):

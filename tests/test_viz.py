@@ -43,7 +43,7 @@ def _close_figures():
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("plots") / "data"
-    return synthetic.generate(out, n_patients=4, seed=13, progress=False, workers=1)
+    return synthetic.generate(out, preset="small", n_patients=4, seed=13, progress=False, workers=1)
 
 
 def _window(seconds: float = 20.0) -> np.ndarray:
