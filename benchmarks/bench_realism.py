@@ -354,7 +354,7 @@ def _print(title: str, table: pd.DataFrame) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--patients", type=int, help="synthetic train patients (default: the small preset, 48)")
+    parser.add_argument("--patients", type=int, help="synthetic train patients (default: the small preset's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-cnn", action="store_true", help="skip the CNN two-sample test")
     parser.add_argument("--null-repeats", type=int, default=20)

@@ -406,7 +406,7 @@ def test_bad_arguments_raise_and_write_nothing(tmp_path):
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         synthetic.generate(out, preset="huge")
     with pytest.raises(ValueError, match="n_patients must be a positive integer"):
-        synthetic.generate(out, preset="small", n_patients=-3)
+        synthetic.generate(out, n_patients=-3)
     with pytest.raises(ValueError, match="seed"):
         synthetic.generate(out, seed=-1)
     with pytest.raises(ValueError, match="workers"):
