@@ -73,7 +73,7 @@ MODELS: dict[str, tuple[str, dict, dict]] = {
     "sparcnet10s": (
         "SPaRCNet 10 s z",
         dict(model="sparcnet10s", backbone="sparcnet"),
-        {"lr": 2e-3, **COMPACT_SPARCNET},
+        {"lr": 2e-3, "sample_by": "window", **COMPACT_SPARCNET},
     ),
     "effnet_lite0": ("Lite0 chain_mel 50 s", dict(model="effnet_lite0"), {}),
 }

@@ -356,7 +356,9 @@ class Profile:
 # 8 + 3 0.53 / 0.46 in 4.3 min, 14 + 4 0.62 / 0.58 in 5.4 min, 24 + 6 0.64 / 0.58 in 5.3 min (early
 # stopping, patience 3). Training data then proved the larger lever (14 + 4, idle 2 cores, wall time with
 # generation): 48 patients 0.45 / 0.46 on 160 test EEGs, 96 patients 0.54 / 0.54 (320, 9.4 min), 144
-# patients 0.57 / 0.61 (480, 13.8 min) and, as shipped in the ``demo`` preset, 0.70 / 0.71 (240, 13.4 min).
+# patients 0.57 / 0.61 (480, 13.8 min) and 0.70 / 0.71 (240, 13.4 min). Generator version 3 (patterns of
+# modest voltage) is harder: 144 patients 0.55 / 0.59 (240, 11.1 min); as shipped in the ``demo`` preset,
+# 176 patients 0.65 / 0.64 (240, 14.0 min).
 _DEMO_MODELS = (
     ModelSpec("effnet_lite0", "tf_efficientnet_lite0", "chain_mel", pretrained=True,
               epochs=14, stage2_epochs=4, batch_size=32, lr=1e-3),

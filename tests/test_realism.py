@@ -175,7 +175,9 @@ def test_plus_f_adds_fast_activity_and_plus_s_sharp_waves():
 
     plain = [fast_share(_pattern("lpd", 0, s)[1]) for s in range(4)]
     plus_f = [fast_share(_pattern("lpd", PLUS_MODIFIERS.index("+F"), s)[1]) for s in range(4)]
-    assert (np.array(plus_f) > 3 * np.array(plain)).all(), (plain, plus_f)
+    # discharges vary in width from one to the next, so a plain one can be sharp enough to reach 15 Hz
+    assert (np.array(plus_f) > 2 * np.array(plain)).all(), (plain, plus_f)
+    assert np.median(plus_f) > 5 * np.median(plain), (plain, plus_f)
     # +S on rhythmic delta: brief sharp transients raise the kurtosis of the wave
     kurt = lambda w: float(pd.Series(w).kurt())  # noqa: E731
     rda = [kurt(_pattern("grda", 0, s)[1]) for s in range(4)]
@@ -223,3 +225,44 @@ def test_every_window_centre_lies_in_its_own_event_only():
         others = np.flatnonzero((ev["eeg"].to_numpy() == eeg_index[k]) & (np.arange(len(ev)) != own[k]))
         overlap = (ev_lo[others] < centre[k] + 5.0) & (ev_hi[others] > centre[k] - 5.0)
         assert not overlap.any(), (k, ev_lo[others], ev_hi[others], centre[k])
+
+
+def _wave(archetype: str, seed: int, seconds: float, **fixed) -> tuple[dict, np.ndarray]:
+    """Parameters of an ``archetype`` pattern (``fixed`` overriding) and ``seconds`` of its wave."""
+    from hmslib.synthetic.patterns import draw_params, pattern_wave
+
+    rng = np.random.default_rng(seed)
+    prm = {k: v[0] for k, v in draw_params(rng, np.array([CLASSES.index(archetype)])).items()}
+    prm.update(plus=0, **fixed)
+    gate = np.ones(int(seconds * 200))
+    return prm, pattern_wave(np.random.default_rng(seed), prm, 38.0, 0.0, gate, 200.0)
+
+
+def test_rhythms_are_quasi_periodic_not_lines():
+    """The rate wanders, so a rhythm's spectral peak is broad; without the wander it is a line."""
+
+    def peak_share(w):  # share of 0.3-20 Hz power in the 0.1 Hz around the peak (scipy Welch)
+        f, p = signal.welch(w, fs=200, nperseg=6000)
+        band = (f >= 0.3) & (f <= 20)
+        k = np.argmax(np.where(band, p, 0))
+        return p[k - 1 : k + 2].sum() / p[band].sum()
+
+    fixed = dict(strength=0.9, frequency_hz=2.0, evolution=0.0, sharpness=0.1)
+    wandering = [peak_share(_wave("grda", s, 120.0, jitter=0.15, **fixed)[1]) for s in range(4)]
+    periodic = [peak_share(_wave("grda", s, 120.0, jitter=0.0, **fixed)[1]) for s in range(4)]
+    assert max(wandering) < 0.5 < min(periodic), (wandering, periodic)
+
+
+def test_some_seizures_are_theta_alpha_rhythms_at_their_drawn_rate():
+    from hmslib.synthetic.patterns import draw_params
+
+    rng = np.random.default_rng(0)
+    prm = draw_params(rng, np.full(4000, CLASSES.index("seizure")))
+    theta = prm["frequency_hz"] > 5.0
+    assert 0.25 < theta.mean() < 0.45, theta.mean()  # 40 % are drawn at 4.5-10 Hz
+    assert prm["frequency_hz"].max() <= 10.0
+    for seed, f0 in [(1, 6.0), (2, 9.0)]:
+        _, w = _wave("seizure", seed, 60.0, strength=0.9, frequency_hz=f0, evolution=0.0, sharpness=0.2)
+        f, p = signal.welch(w, fs=200, nperseg=2000)
+        band = (f >= 0.5) & (f <= 20)
+        assert abs(f[band][np.argmax(p[band])] - f0) < 0.2 * f0

@@ -61,7 +61,7 @@ def _draw_patients(rng: np.random.Generator, n: int) -> pd.DataFrame:
     line = rng.uniform(size=n)
     return pd.DataFrame(
         {
-            "bg_amp": rng.lognormal(np.log(38.0), 0.5, n),
+            "bg_amp": rng.lognormal(np.log(55.0), 0.5, n),
             "bg_alpha": np.clip(rng.normal(2.0, 0.3, n), 1.4, 2.8),
             "bg_knee_hz": rng.uniform(0.5, 2.0, n),
             "bg_width": rng.uniform(0.40, 0.56, n),

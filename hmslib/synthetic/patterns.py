@@ -53,8 +53,11 @@ def draw_params(
     sharp_cls = is_["lpd"] | is_["gpd"]
     lat_cls = is_["lpd"] | is_["lrda"]
     general_cls = is_["gpd"] | is_["grda"]
-    # seizures: mostly evolving rhythms; a quarter fast sharp discharges that do not evolve
-    fast_seizure = is_["seizure"] & (rng.uniform(size=n) < 0.25)
+    # seizures: mostly evolving rhythms, in the delta range or (the common focal onset) theta-alpha;
+    # a quarter fast sharp discharges that do not evolve
+    seizure_type = rng.uniform(size=n)
+    fast_seizure = is_["seizure"] & (seizure_type < 0.25)
+    theta_seizure = is_["seizure"] & (seizure_type >= 0.6)
     sharpness = np.where(
         sharp_cls | fast_seizure,
         rng.beta(5.0, 1.8, n),
@@ -65,11 +68,12 @@ def draw_params(
         is_["seizure"] & ~fast_seizure, rng.beta(5.0, 1.8, n), rng.beta(1.3, 7.0, n)
     )
     frequency = np.select(
-        [sharp_cls, is_["lrda"] | is_["grda"], fast_seizure, is_["seizure"]],
+        [sharp_cls, is_["lrda"] | is_["grda"], fast_seizure, theta_seizure, is_["seizure"]],
         [
             rng.uniform(0.5, 2.5, n),
             rng.uniform(0.6, 3.5, n),
             rng.uniform(3.0, 5.0, n),
+            rng.uniform(4.5, 10.0, n),
             rng.uniform(1.5, 4.5, n),
         ],
         default=rng.uniform(0.5, 3.0, n),
@@ -88,7 +92,7 @@ def draw_params(
         "triphasic": rng.uniform(size=n) < 0.3,
         "evolution_period_s": rng.uniform(20.0, 40.0, n),
         "phase": rng.uniform(0.0, 1.0, n),
-        "jitter": rng.uniform(0.02, 0.08, n),
+        "jitter": rng.uniform(0.05, 0.2, n),
         "amplitude": rng.uniform(0.8, 1.25, n),
         "plus": _draw_plus(rng, sharp_cls, is_["lrda"] | is_["grda"]),
         "fast_hz": rng.uniform(10.0, 20.0, n),
@@ -132,6 +136,11 @@ def pattern_field(rng: np.random.Generator, prm: dict, width: float = 0.5) -> np
     return field / np.abs(field[PAIRS[:, 0]] - field[PAIRS[:, 1]]).max()
 
 
+#: Spacing of the knots of a pattern's random frequency drift, s: fast enough that the rhythm is
+#: quasi-periodic, with the broad spectral peak of real rhythmic activity rather than a line.
+_DRIFT_KNOT_S = 0.4
+
+
 def _waveform(rng: np.random.Generator, t: np.ndarray, prm: dict) -> np.ndarray:
     """Unit-amplitude pattern waveform ``(m,)`` at session times ``t`` (s, 200 Hz steps), negative first.
 
@@ -143,7 +152,7 @@ def _waveform(rng: np.random.Generator, t: np.ndarray, prm: dict) -> np.ndarray:
     """
     f0, e, s = prm["frequency_hz"], prm["evolution"], prm["sharpness"]
     sweep = triangle(t / prm["evolution_period_s"] + prm["phase"])
-    knots = np.arange(t[0] - 1.0, t[-1] + 2.0)
+    knots = np.arange(t[0] - 1.0, t[-1] + 2.0, _DRIFT_KNOT_S)
     drift = np.interp(t, knots, rng.standard_normal(len(knots)))
     freq = f0 * np.exp(0.55 * e * sweep + prm["jitter"] * drift)
     phase = np.cumsum(freq) / SFREQ + rng.uniform()
@@ -151,7 +160,9 @@ def _waveform(rng: np.random.Generator, t: np.ndarray, prm: dict) -> np.ndarray:
     frac = phase - cycle
     rhythm = -(np.cos(2 * np.pi * frac) + 0.25 * np.cos(4 * np.pi * frac + 0.8)) / 1.1
     tau = (frac - 0.5) / freq  # seconds from the discharge peak, mid-cycle
-    sigma = 0.02 + 0.05 * (1.0 - s) ** 1.5
+    n_cycles = cycle[-1] - cycle[0] + 1
+    width = np.exp(0.2 * rng.standard_normal(n_cycles))[cycle - cycle[0]]  # discharge to discharge
+    sigma = (0.02 + 0.05 * (1.0 - s) ** 1.5) * width
     if prm["triphasic"]:
         sig3 = 1.5 * sigma
         spike = (
@@ -169,7 +180,7 @@ def _waveform(rng: np.random.Generator, t: np.ndarray, prm: dict) -> np.ndarray:
         )
     weight = np.clip((s - 0.25) / 0.5, 0.0, 1.0)
     weight = weight * weight * (3 - 2 * weight)  # smoothstep
-    per_cycle = 1.0 + 0.15 * rng.standard_normal(cycle[-1] - cycle[0] + 1)
+    per_cycle = np.exp(0.3 * rng.standard_normal(n_cycles) - 0.045)
     envelope = (
         1.0 + 0.35 * e * triangle(t / prm["evolution_period_s"] + prm["phase"] + 0.25)
     ) * per_cycle[cycle - cycle[0]]
@@ -189,10 +200,12 @@ def _waveform(rng: np.random.Generator, t: np.ndarray, prm: dict) -> np.ndarray:
 def _pattern_amplitude(strength: float, amplitude: float, bg_amp: float) -> float:
     """Peak amplitude of a pattern in its strongest bipolar derivation, uV.
 
-    Grows with ``strength`` against the background (about 20 uV bipolar rms at ``bg_amp`` 38, the
-    median patient): 41 uV at strength 0.3 (the present/absent boundary), 88 uV at 0.5, 250 uV at 1.
+    Grows with ``strength`` in proportion to the background's rms (20 uV bipolar at ``bg_amp`` 38;
+    24 uV for the median patient, 55): there 49 uV at strength 0.3 (the present/absent boundary),
+    75 uV at 0.5, 130 uV at 1 -- so that amplitude alone does not tell a pattern from a loud background: real
+    patterns (ACNS 2021) are defined by their shape and repetition, and many are of modest voltage.
     """
-    return 250.0 * math.sqrt(bg_amp / 38.0) * amplitude * strength**1.5
+    return 41.0 * math.sqrt(bg_amp / 38.0) * amplitude * (strength / 0.3) ** 0.8
 
 
 def pattern_wave(

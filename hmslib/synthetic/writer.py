@@ -60,12 +60,12 @@ class SynthPreset:
 #: cores in under 15 minutes, ``bench`` ranks models.
 PRESETS: dict[str, SynthPreset] = {
     "small": SynthPreset(48, 160, 16, "48 patients, ~150 EEGs, ~850 labelled windows, 160 test EEGs"),
-    "demo": SynthPreset(144, 240, 16, "144 patients, ~390 EEGs, ~2,100 labelled windows, 240 test EEGs"),
+    "demo": SynthPreset(176, 240, 16, "176 patients, ~450 EEGs, ~2,800 labelled windows, 240 test EEGs"),
     "bench": SynthPreset(400, 240, 20, "400 patients, ~1,100 EEGs, ~6,300 windows, 240 test EEGs"),
 }
 
 #: Version of the generating model, stored in ``synthetic.json``.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 
 def _resolve_size(preset: str, n_patients: int | None) -> tuple[SynthPreset, int, int]:
