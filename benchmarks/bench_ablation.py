@@ -5,7 +5,7 @@ The base is the demo profile's ImageNet CNN (``tf_efficientnet_lite0`` over ``ch
 (:data:`SWITCHES`): stage 2 off, no ImageNet weights, label smoothing, vote-count loss weights,
 decaying few-vote weights, one offset per EEG with its averaged target, channel zeroing, a narrower
 band-pass, a +-20 s shift, time reversal, no hemisphere swap in training, hemisphere-swap TTA,
-mixup, entmax, and the other representations. Every run of a seed uses that seed's patient folds,
+mixup, a random gain, entmax, and the other representations. Every run of a seed uses that seed's patient folds,
 so a switch and its reference predict the same OOF windows; the difference of their per-window KL
 on the >= 10-vote windows is averaged and given a 95% interval by a bootstrap over patients
 (:func:`hmslib.metrics.bootstrap_mean`): an interval below 0 says the switch helps. Most switches
@@ -23,7 +23,9 @@ over seeds, goes to ``ablation_summary.csv`` and ``ablation.png`` beside it.
 
 Data, caches and runs go under ``outputs/bench_ablation/`` (git-ignored) and are reused; results
 under ``benchmarks/results/`` (``--smoke``: under the work folder). The default sizes (``small`` preset,
-one fold of four, 6 + 2 epochs) aim at about two minutes per run on 2 CPU cores.
+all four folds, so that every window has an OOF prediction, 6 + 2 epochs) take about a minute per run
+of the base on 2 CPU cores. ``ablation.csv`` keeps the rows of every setup (the generator version and
+the sizes, its ``setup`` column); a run compares and summarises only its own setup's rows.
 
 The TTA row re-predicts the base run's validation windows through :class:`hmslib.predict.Predictor`
 (from raw windows) while the base OOF comes from the training loop (from the feature cache); without
@@ -47,7 +49,7 @@ from hmslib.config import training_config
 from hmslib.constants import HIGH_AGREEMENT_VOTES, PRED_COLUMNS, VOTE_COLUMNS
 from hmslib.metrics import bootstrap_mean, kaggle_kl, kl_rows
 from hmslib.representations import representation_info
-from hmslib.synthetic import ensure_generated
+from hmslib.synthetic import GENERATOR_VERSION, ensure_generated
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "outputs" / "bench_ablation"
@@ -98,6 +100,7 @@ SWITCHES: dict[str, Switch] = {
     ),
     "hemisphere_tta": Switch("trick", "hemisphere-swap TTA on the base model", tta=True),
     "mixup": Switch("trick", "mixup, p 0.5", {"augment.mixup": 0.5}),
+    "gain": Switch("trick", "random gain x0.33-3 (log-uniform), p 0.5", {"augment.gain": 0.5}),
     "entmax": Switch("trick", "1.5-entmax output", {"model.output": "entmax15"}),
     **{
         name: Switch("representation", f"{name} input", {"model.representation": name})
@@ -122,9 +125,10 @@ RUN_COLUMNS = (
 
 
 def setup_name(args: argparse.Namespace) -> str:
-    """A run's sizes as one string: rows of another setup are never mixed into a table."""
+    """The generator version and a run's sizes as one string: rows of another setup are never
+    compared with this one's."""
     return (
-        f"{args.preset}-p{args.patients or 'all'}-f{args.folds}of{args.n_folds}-"
+        f"g{GENERATOR_VERSION}-{args.preset}-p{args.patients or 'all'}-f{args.folds}of{args.n_folds}-"
         f"e{args.epochs}+{args.stage2_epochs}-b{args.batch_size}-m{args.max_train_samples or 'all'}"
     )
 
@@ -309,26 +313,19 @@ def _result_row(args: argparse.Namespace, switch: str, seed: int, timing: dict) 
 # --------------------------------------------------------------------------------------------------
 
 
-def read_results(path: Path, setup: str) -> pd.DataFrame:
-    """The finished runs in ``path`` (empty without the file).
+def read_results(path: Path) -> pd.DataFrame:
+    """The finished runs in ``path``, of every setup (empty without the file).
 
     Raises
     ------
     ValueError
-        The file holds other columns, or runs of another setup (sizes): use another ``--results``
-        folder, or delete the file.
+        The file holds other columns.
     """
     if not path.is_file():
         return pd.DataFrame(columns=list(RUN_COLUMNS))
     table = pd.read_csv(path)
     if list(table.columns) != list(RUN_COLUMNS):
         raise ValueError(f"{path}: expected columns {list(RUN_COLUMNS)}, found {list(table.columns)}")
-    other = sorted(set(table["setup"]) - {setup})
-    if other:
-        raise ValueError(
-            f"{path}: holds runs of setup {other}, this run is {setup!r}; pass the same sizes, "
-            "another --results folder, or delete the file"
-        )
     return table
 
 
@@ -382,6 +379,9 @@ def write_summary(args: argparse.Namespace, runs: pd.DataFrame) -> pd.DataFrame:
     from hmslib.viz import plot_ablation
 
     results = Path(args.results)
+    if runs.empty:  # leave the files of another setup's summary as they are
+        print(f"\nAblation: no runs of setup {setup_name(args)} in {results / 'ablation.csv'} yet")
+        return summarise(args, runs)
     summary = summarise(args, runs)
     write_csv_atomic(summary, results / "ablation_summary.csv")
     base = runs[runs["switch"] == "base"]
@@ -397,11 +397,14 @@ def write_summary(args: argparse.Namespace, runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def run(args: argparse.Namespace) -> pd.DataFrame:
-    """Every (switch, seed) not yet in ``ablation.csv``, one row appended per finished run."""
+    """Every (switch, seed) of this setup not yet in ``ablation.csv``, one row appended per finished
+    run; rows of other setups (sizes, generator versions) stay in the file, apart."""
     results = Path(args.results)
     path = results / "ablation.csv"
     setup = setup_name(args)
-    runs = read_results(path, setup)
+    table = read_results(path)
+    others = table[table["setup"] != setup]
+    runs = table[table["setup"] == setup].reset_index(drop=True)
     if args.summary_only:
         return write_summary(args, runs)
     data = synthetic_data(args)
@@ -413,7 +416,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
             timing = _ensure_run(args, data, switch, seed)
             row = _result_row(args, switch, seed, timing)
             runs = pd.concat([runs, pd.DataFrame([row])], ignore_index=True)
-            write_csv_atomic(runs[list(RUN_COLUMNS)], path)
+            write_csv_atomic(pd.concat([others, runs], ignore_index=True)[list(RUN_COLUMNS)], path)
             done.add((switch, seed))
             print(
                 f"{switch:>20} seed {seed}: KL10 {row['kl10']:.4f}, diff {row['diff10']:+.4f} "
@@ -430,7 +433,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--preset", default="small", help="synthetic preset (small | demo | bench)")
     p.add_argument("--patients", type=int, help="patients of the preset (default: all)")
     p.add_argument("--n-folds", type=int, default=4)
-    p.add_argument("--folds", type=int, default=1, help="folds trained per run (OOF on their windows)")
+    p.add_argument("--folds", type=int, default=4, help="folds trained per run (OOF on their windows)")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--stage2-epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=32)

@@ -8,7 +8,8 @@ reproducible and lets a resumed run replay exactly the augmentations of an unint
 What each augmentation does to the label:
 
 - left/right hemisphere swap: nothing (a left LPD mirrored is a right LPD, still an LPD);
-- time shift, time reversal, time/frequency masking, channel zeroing, narrower band-pass: nothing;
+- time shift, time reversal, time/frequency masking, channel zeroing, narrower band-pass, gain:
+  nothing;
 - mixup: the targets (and loss weights) are mixed with the same coefficients as the inputs.
 
 :func:`augment_features` applies an :class:`AugmentConfig` to a batch of one representation,
@@ -64,6 +65,13 @@ class AugmentConfig:
         Probability that a batch is mixed up.
     mixup_alpha : float
         Beta(alpha, alpha) parameter of the mixing coefficients.
+    gain : float
+        Probability of scaling a window's amplitude (all channels alike) by a factor drawn
+        log-uniformly from ``gain_range``: real recordings differ in voltage from patient to patient
+        and amplifier to amplifier, so that a pattern should be told by its shape and rhythm, not
+        its voltage alone.
+    gain_range : tuple of float
+        ``(low, high)`` factors, ``0 < low <= high``.
     """
 
     hemisphere_swap: float = 0.5
@@ -80,11 +88,14 @@ class AugmentConfig:
     bandpass_high: tuple[float, float] = (10.0, 20.0)
     mixup: float = 0.0
     mixup_alpha: float = 0.5
+    gain: float = 0.0
+    gain_range: tuple[float, float] = (0.33, 3.0)
 
     def __post_init__(self) -> None:
         self.bandpass_low = tuple(float(v) for v in self.bandpass_low)
         self.bandpass_high = tuple(float(v) for v in self.bandpass_high)
-        probabilities = ("hemisphere_swap", "time_reverse", "channel_zero", "bandpass", "mixup")
+        self.gain_range = tuple(float(v) for v in self.gain_range)
+        probabilities = ("hemisphere_swap", "time_reverse", "channel_zero", "bandpass", "mixup", "gain")
         for name in probabilities:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -101,7 +112,7 @@ class AugmentConfig:
             raise ValueError(
                 f"AugmentConfig.channel_zero_max must be >= 1, got {self.channel_zero_max}"
             )
-        for name in ("bandpass_low", "bandpass_high"):
+        for name in ("bandpass_low", "bandpass_high", "gain_range"):
             lo, hi = getattr(self, name)
             if len(getattr(self, name)) != 2 or not 0 < lo <= hi:
                 raise ValueError(
@@ -120,6 +131,7 @@ class AugmentConfig:
         out = dataclasses.asdict(self)
         out["bandpass_low"] = list(self.bandpass_low)
         out["bandpass_high"] = list(self.bandpass_high)
+        out["gain_range"] = list(self.gain_range)
         return out
 
     @classmethod
@@ -376,6 +388,43 @@ def random_bandpass(
     return filtered[..., pad : pad + n].to(x.dtype)
 
 
+def random_gain(
+    x: torch.Tensor,
+    *,
+    apply: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    p: float,
+    low: float,
+    high: float,
+    rng: np.random.Generator,
+) -> torch.Tensor:
+    """Scale the amplitude of each window, with probability ``p``, by a log-uniform factor.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(batch, ...)`` raw windows or a representation.
+    apply : callable
+        ``apply(x, gains)`` -> ``x`` as if its EEG had been multiplied by ``gains`` ``(batch,)``
+        (e.g. :meth:`hmslib.representations.ReprInfo.apply_gain`).
+    p : float
+        Probability per window.
+    low, high : float
+        Range of the factors (drawn uniformly in log).
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape.
+    """
+    batch = x.shape[0]
+    on = rng.random(batch) < p
+    factors = np.exp(rng.uniform(np.log(low), np.log(high), batch))
+    if not on.any():
+        return x
+    return apply(x, torch.from_numpy(np.where(on, factors, 1.0)))
+
+
 def mixup(
     x: torch.Tensor,
     target: torch.Tensor,
@@ -435,8 +484,8 @@ def augment_signal(
     """Augment raw windows before their representation is computed (training from raw windows).
 
     Applies the hemisphere swap (EEG electrodes and Kaggle spectrogram regions together), time
-    reversal (both) and the random band-pass (EEG; NaN samples stay NaN so that the representation's
-    NaN repair still sees them). Time shifts are done by re-cutting the window from the recording
+    reversal (both), the random band-pass and the random gain (EEG; NaN samples stay NaN so that
+    the representation's NaN repair still sees them). Time shifts are done by re-cutting the window from the recording
     (:class:`hmslib.datasets.RawWindowDataset`), channel zeroing and masking on the representation
     (:func:`augment_features`).
 
@@ -476,7 +525,16 @@ def augment_signal(
             rng=rng,
         )
         eeg = filtered.masked_fill(missing, float("nan"))
+    if config.gain > 0:
+        eeg = random_gain(
+            eeg, apply=_scale_windows, p=config.gain, low=config.gain_range[0],
+            high=config.gain_range[1], rng=rng,
+        )  # fmt: skip
     return eeg, spec
+
+
+def _scale_windows(eeg: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+    return eeg * gain.to(eeg.device, eeg.dtype)[:, None, None]
 
 
 def augment_features(
@@ -500,8 +558,8 @@ def augment_features(
     config : AugmentConfig
     rng : numpy.random.Generator
     signal_done : bool
-        The hemisphere swap, time reversal and band-pass were already applied to the raw windows
-        (:func:`augment_signal`); skip them here.
+        The hemisphere swap, time reversal, band-pass and gain were already applied to the raw
+        windows (:func:`augment_signal`); skip them here.
 
     Returns
     -------
@@ -524,6 +582,11 @@ def augment_features(
             x = random_bandpass(
                 x, p=config.bandpass, low=config.bandpass_low, high=config.bandpass_high, rng=rng
             )
+        if config.gain > 0:
+            x = random_gain(
+                x, apply=info.apply_gain, p=config.gain, low=config.gain_range[0],
+                high=config.gain_range[1], rng=rng,
+            )  # fmt: skip
     if pairs is not None and config.channel_zero > 0:
         blocks = x.reshape(x.shape[0], pairs, -1)
         x = zero_channels(

@@ -178,6 +178,14 @@ class ReprInfo:
     bipolar : BipolarScaling or None
         The filtered bipolar step the representation starts from (its band-pass, clipping, scale
         and pair order); None for those that do not filter (public notebook, Kaggle spectrogram).
+    gain : {"invariant", "log_power", "linear"}
+        What a gain ``g`` on the EEG does to the values (:meth:`apply_gain`): nothing
+        (standardised per window, or dB relative to the window's maximum), adds
+        ``20 log10(g) / db_scale[1]`` (fixed-dB power), or multiplies them by ``g`` (filtered
+        signals, clipped again at ``bipolar.clip_uv``).
+    db_scale : tuple of float or None
+        ``(offset, scale)`` of a fixed-dB representation: values are ``(10 log10(power) - offset)
+        / scale``.
     """
 
     name: str
@@ -195,6 +203,40 @@ class ReprInfo:
     version: int = 1
     center_input: bool = False
     bipolar: BipolarScaling | None = None
+    gain: str = "invariant"
+    db_scale: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        check_option("ReprInfo.gain", self.gain, ["invariant", "log_power", "linear"])
+        if (self.gain == "log_power") != (self.db_scale is not None):
+            raise ValueError(f"ReprInfo {self.name!r}: db_scale is needed by, and only by, gain 'log_power'")
+        if self.gain == "linear" and self.bipolar is None:
+            raise ValueError(f"ReprInfo {self.name!r}: gain 'linear' needs the bipolar step's clipping")
+
+    def apply_gain(self, x: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+        """The values this representation would have had for EEG windows scaled by ``gain``.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, *shape)`` of this representation.
+        gain : torch.Tensor
+            ``(batch,)`` positive factors on the EEG (µV -> µV).
+
+        Returns
+        -------
+        torch.Tensor
+            Same shape (``x`` itself for ``gain="invariant"``). Exact but for the clipping of the
+            filtered signal (``linear``: samples clipped before stay at the bound) and the power
+            floor of the dB conversion.
+        """
+        if self.gain == "invariant":
+            return x
+        g = gain.to(x.device, x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
+        if self.gain == "log_power":
+            return x + 20.0 * torch.log10(g) / self.db_scale[1]
+        bound = self.bipolar.clip_uv / self.bipolar.divisor
+        return (x * g).clamp(-bound, bound)
 
     @property
     def mirror(self) -> tuple[int, ...]:
@@ -511,6 +553,8 @@ _register(
             "of each chain LL, LP, RP, RL; absolute dB with a fixed scale (amplitude is kept)."
         ),
         bipolar=FILTERED,
+        gain="log_power",
+        db_scale=_CHAIN_MEL_DB,
     ),
     _chain_mel,
     16,
@@ -598,6 +642,8 @@ _register(
             "left/right interleaved order (Fp1-F7, Fp2-F8, F7-T3, F8-T4, ...); fixed dB scale."
         ),
         bipolar=_INTERLEAVED,
+        gain="log_power",
+        db_scale=_MEL16_DB,
     ),
     _mel16,
     16,
@@ -619,6 +665,8 @@ _register(
             "(256 frames every 40 ms), as the 3rd place's magnified centre window."
         ),
         bipolar=_INTERLEAVED,
+        gain="log_power",
+        db_scale=_MEL16_DB,
     ),
     _mel16_zoom,
     16,
@@ -641,6 +689,8 @@ _register(
             "256 time bins; fixed dB scale."
         ),
         bipolar=FILTERED,
+        gain="log_power",
+        db_scale=_CWT_DB,
     ),
     _cwt,
     4,
@@ -663,6 +713,7 @@ _register(
             "5 s per page, each page the 16 pairs in chain order: row = 16 * segment + pair."
         ),
         bipolar=FILTERED,
+        gain="linear",
     ),
     _raw_image,
     32,
@@ -684,6 +735,7 @@ _register(
             "0.5-20 Hz (Butterworth order 4, zero phase), clipped to +-1024 uV, divided by 32."
         ),
         bipolar=FILTERED,
+        gain="linear",
     ),
     _bipolar_raw,
     32,
@@ -706,6 +758,7 @@ _register(
             "filtered over the whole window, then its central 10 s, the part the experts labelled."
         ),
         bipolar=FILTERED,
+        gain="linear",
     ),
     _bipolar_center,
     64,

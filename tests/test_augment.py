@@ -10,6 +10,7 @@ from scipy import signal as sps
 
 from hmslib import augment
 from hmslib.constants import EEG_CHANNELS, LEFT_RIGHT_PAIRS, SFREQ
+from hmslib.representations import REPRESENTATIONS
 
 
 def _rng(seed: int = 0) -> np.random.Generator:
@@ -266,3 +267,54 @@ def test_augment_features_chooses_operations_by_layout():
     raw = torch.ones(2, 16, 10000)
     assert torch.equal(augment.augment_features(raw, "bipolar_raw", config=masks, rng=_rng()), raw)
     assert (augment.augment_features(images, "chain_mel", config=masks, rng=_rng()) == 0).any()
+
+
+def _kaggle_spec_windows(batch: int, seed: int) -> torch.Tensor:
+    """Positive Kaggle-like spectrogram windows ``(batch, 4, 100, 300)``."""
+    draws = np.random.default_rng(seed).lognormal(1.0, 1.0, (batch, 4, 100, 300))
+    return torch.from_numpy(draws.astype(np.float32))
+
+
+@pytest.mark.parametrize("name", sorted(REPRESENTATIONS))
+def test_gain_on_a_representation_equals_the_representation_of_the_scaled_eeg(name):
+    """ReprInfo.apply_gain against the representation recomputed from EEG x gain."""
+    from hmslib.representations import compute_representation, representation_info
+
+    info = representation_info(name)
+    eeg = torch.from_numpy(_left_lrda_window(batch=2, seed=3))
+    spec = _kaggle_spec_windows(2, 3) if info.uses_kaggle_spectrogram else None
+    gain = torch.tensor([0.4, 2.5], dtype=torch.float64)
+    from_signal = compute_representation(name, eeg * gain.float()[:, None, None], spec)
+    from_features = info.apply_gain(compute_representation(name, eeg, spec), gain)
+    scale = float(from_signal.abs().max())
+    assert_allclose(from_features.numpy(), from_signal.numpy(), atol=2e-3 * scale)
+    if info.gain != "invariant":  # and the gain is visible: not a no-op dressed as one
+        unchanged = compute_representation(name, eeg, spec)
+        assert float((from_signal - unchanged).abs().max()) > 0.05 * scale
+
+
+def test_random_gain_scales_the_chosen_windows_log_uniformly():
+    eeg = torch.ones(4000, 20, 10)
+    config = augment.AugmentConfig(hemisphere_swap=0.0, gain=0.5, gain_range=(0.5, 2.0))
+    out, _ = augment.augment_signal(eeg, None, config=config, rng=_rng(5))
+    factors = out[:, 0, 0].numpy()
+    assert_allclose(out.numpy(), factors[:, None, None] * np.ones((1, 20, 10)), rtol=1e-6)
+    changed = factors != 1.0
+    assert 0.45 < changed.mean() < 0.55
+    assert factors.min() >= 0.5 and factors.max() <= 2.0
+    # log-uniform: log2 of the factors uniform on [-1, 1] (Kolmogorov-Smirnov against scipy)
+    from scipy import stats
+
+    assert stats.kstest(np.log2(factors[changed]), stats.uniform(-1, 2).cdf).pvalue > 0.01
+    # on features, through the representation's own rule: chain_mel adds 20 log10(g) / 8 dB units
+    x = torch.zeros(6, 4, 64, 128)
+    feat = augment.augment_features(x, "chain_mel", config=config, rng=_rng(5))
+    check = _rng(5)
+    check.random(6)  # the (disabled) hemisphere-swap draw
+    on = check.random(6) < 0.5
+    g = np.where(on, np.exp(check.uniform(np.log(0.5), np.log(2.0), 6)), 1.0)
+    assert_allclose(feat[:, 0, 0, 0].numpy(), 20 * np.log10(g) / 8.0, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="gain"):
+        augment.AugmentConfig(gain=1.5)
+    with pytest.raises(ValueError, match="gain_range"):
+        augment.AugmentConfig(gain_range=(2.0, 1.0))

@@ -108,9 +108,18 @@ def test_smoke_run_is_paired_resumable_and_plotted(bench, tmp_path, monkeypatch)
     bench.main(argv)
     pd.testing.assert_frame_equal(pd.read_csv(results / "ablation.csv"), runs)
 
+    # rows of another setup (other sizes or generator version) stay in the file, apart
+    from hmslib.synthetic import GENERATOR_VERSION
+
+    assert bench.setup_name(args).startswith(f"g{GENERATOR_VERSION}-small-p6-")
+    foreign = runs.assign(setup="g0-small-pall-f4of4-e6+2-b32-mall", kl10=9.0)
+    pd.concat([foreign, runs]).to_csv(results / "ablation.csv", index=False)
+
     # hemisphere-swap TTA: the base model's windows predicted again with their mirror image
     bench.main([*argv, "--switches", "hemisphere_tta"])
-    runs = pd.read_csv(results / "ablation.csv").set_index("switch")
+    table = pd.read_csv(results / "ablation.csv")
+    pd.testing.assert_frame_equal(table[table["setup"] == foreign["setup"].iloc[0]], foreign)
+    runs = table[table["setup"] == bench.setup_name(args)].set_index("switch")
     assert runs.index.tolist() == ["base", "label_smoothing", "hemisphere_tta"]
     tta = pd.read_parquet(bench._oof_paths(args, "hemisphere_tta", 0)[0]).set_index("label_id")
     tta = tta.loc[base.index]
@@ -120,6 +129,7 @@ def test_smoke_run_is_paired_resumable_and_plotted(bench, tmp_path, monkeypatch)
     )
     assert not np.allclose(tta[list(PRED_COLUMNS)], base[list(PRED_COLUMNS)], atol=1e-3)
 
-    # other sizes are never mixed into the same table
-    with pytest.raises(ValueError, match="holds runs of setup"):
-        bench.main([*argv[1:], "--summary-only"])
+    # a summary of another setup sees none of these runs and leaves this one's files alone
+    written = (results / "ablation_summary.csv").read_bytes()
+    assert bench.main([*argv, "--preset", "demo", "--summary-only"]).empty
+    assert (results / "ablation_summary.csv").read_bytes() == written
