@@ -5,9 +5,9 @@ The base is the demo profile's ImageNet CNN (``tf_efficientnet_lite0`` over ``ch
 (:data:`SWITCHES`): stage 2 off, no ImageNet weights, label smoothing, vote-count loss weights,
 decaying few-vote weights, one offset per EEG with its averaged target, channel zeroing, a narrower
 band-pass, a +-20 s shift, time reversal, no hemisphere swap in training, hemisphere-swap TTA,
-mixup, a random gain, entmax, and the other representations. Every run of a seed uses that seed's patient folds,
-so a switch and its reference predict the same OOF windows; the difference of their per-window KL
-on the >= 10-vote windows is averaged and given a 95% interval by a bootstrap over patients
+mixup, a random gain, entmax, and the other representations. Every run of a seed uses that seed's
+patient folds, so a switch and its reference predict the same OOF windows; the difference of their
+per-window KL on the >= 10-vote windows is averaged and given a 95% interval by a bootstrap over patients
 (:func:`hmslib.metrics.bootstrap_mean`): an interval below 0 says the switch helps. Most switches
 are compared with the base; a switch that only acts in a different setting is compared with that
 setting alone (channel zeroing needs channels kept apart, so it is compared with ``mel16``; the
@@ -379,10 +379,10 @@ def write_summary(args: argparse.Namespace, runs: pd.DataFrame) -> pd.DataFrame:
     from hmslib.viz import plot_ablation
 
     results = Path(args.results)
+    summary = summarise(args, runs)
     if runs.empty:  # leave the files of another setup's summary as they are
         print(f"\nAblation: no runs of setup {setup_name(args)} in {results / 'ablation.csv'} yet")
-        return summarise(args, runs)
-    summary = summarise(args, runs)
+        return summary
     write_csv_atomic(summary, results / "ablation_summary.csv")
     base = runs[runs["switch"] == "base"]
     print(

@@ -485,9 +485,9 @@ def augment_signal(
 
     Applies the hemisphere swap (EEG electrodes and Kaggle spectrogram regions together), time
     reversal (both), the random band-pass and the random gain (EEG; NaN samples stay NaN so that
-    the representation's NaN repair still sees them). Time shifts are done by re-cutting the window from the recording
-    (:class:`hmslib.datasets.RawWindowDataset`), channel zeroing and masking on the representation
-    (:func:`augment_features`).
+    the representation's NaN repair still sees them). Time shifts are done by re-cutting the window
+    from the recording (:class:`hmslib.datasets.RawWindowDataset`), channel zeroing and masking on
+    the representation (:func:`augment_features`).
 
     Parameters
     ----------

@@ -209,9 +209,13 @@ class ReprInfo:
     def __post_init__(self) -> None:
         check_option("ReprInfo.gain", self.gain, ["invariant", "log_power", "linear"])
         if (self.gain == "log_power") != (self.db_scale is not None):
-            raise ValueError(f"ReprInfo {self.name!r}: db_scale is needed by, and only by, gain 'log_power'")
+            raise ValueError(
+                f"ReprInfo {self.name!r}: db_scale is needed by, and only by, gain 'log_power'"
+            )
         if self.gain == "linear" and self.bipolar is None:
-            raise ValueError(f"ReprInfo {self.name!r}: gain 'linear' needs the bipolar step's clipping")
+            raise ValueError(
+                f"ReprInfo {self.name!r}: gain 'linear' needs the bipolar step's clipping"
+            )
 
     def apply_gain(self, x: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
         """The values this representation would have had for EEG windows scaled by ``gain``.

@@ -161,7 +161,8 @@ def _waveform(rng: np.random.Generator, t: np.ndarray, prm: dict) -> np.ndarray:
     rhythm = -(np.cos(2 * np.pi * frac) + 0.25 * np.cos(4 * np.pi * frac + 0.8)) / 1.1
     tau = (frac - 0.5) / freq  # seconds from the discharge peak, mid-cycle
     n_cycles = cycle[-1] - cycle[0] + 1
-    width = np.exp(0.2 * rng.standard_normal(n_cycles))[cycle - cycle[0]]  # discharge to discharge
+    nth = cycle - cycle[0]  # each sample's discharge, from 0
+    width = np.exp(0.2 * rng.standard_normal(n_cycles))[nth]  # discharge to discharge
     sigma = (0.02 + 0.05 * (1.0 - s) ** 1.5) * width
     if prm["triphasic"]:
         sig3 = 1.5 * sigma
@@ -183,7 +184,7 @@ def _waveform(rng: np.random.Generator, t: np.ndarray, prm: dict) -> np.ndarray:
     per_cycle = np.exp(0.3 * rng.standard_normal(n_cycles) - 0.045)
     envelope = (
         1.0 + 0.35 * e * triangle(t / prm["evolution_period_s"] + prm["phase"] + 0.25)
-    ) * per_cycle[cycle - cycle[0]]
+    ) * per_cycle[nth]
     wave = (1.0 - weight) * rhythm + 1.5 * weight * spike
     plus = PLUS_MODIFIERS[int(prm.get("plus", 0))]
     if plus == "+F":  # low-amplitude fast activity riding on each discharge / negative half-wave
@@ -202,8 +203,9 @@ def _pattern_amplitude(strength: float, amplitude: float, bg_amp: float) -> floa
 
     Grows with ``strength`` in proportion to the background's rms (20 uV bipolar at ``bg_amp`` 38;
     24 uV for the median patient, 55): there 49 uV at strength 0.3 (the present/absent boundary),
-    75 uV at 0.5, 130 uV at 1 -- so that amplitude alone does not tell a pattern from a loud background: real
-    patterns (ACNS 2021) are defined by their shape and repetition, and many are of modest voltage.
+    75 uV at 0.5, 130 uV at 1 -- so that amplitude alone does not tell a pattern from a loud
+    background: real patterns (ACNS 2021) are defined by their shape and repetition, and many are
+    of modest voltage.
     """
     return 41.0 * math.sqrt(bg_amp / 38.0) * amplitude * (strength / 0.3) ** 0.8
 
