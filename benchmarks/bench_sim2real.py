@@ -21,9 +21,12 @@ the uniform predictor scores 1/6) of each model beside the uniform and the class
 (the prior of the synthetic training windows), each model's confusion (rows: expert consensus,
 columns: argmax), and its skill on the synthetic held-out fold (KL on >= 10-vote windows and the
 share of the gap between class prior and Bayes floor it closes). These 21 windows show a direction,
-not a score to tune on.
+not a score to tune on; and a single training seed moves the KL on them by +-0.3, so compare
+generators over several seeds (``--seeds 0 1 2``): each model's row is then the mean probability
+of its seeds (the seed ensemble), and a second table gives the mean, min and max of the single
+seeds' scores.
 
-    python benchmarks/bench_sim2real.py [--patients 200] [--epochs 6] [--stage2-epochs 2]
+    python benchmarks/bench_sim2real.py [--patients 200] [--epochs 6] [--stage2-epochs 2] [--seeds 0 1 2]
     python benchmarks/bench_sim2real.py --smoke      # tiny: seconds to a minute
 
 Data, caches and runs go under ``outputs/bench_sim2real/`` (git-ignored) and are reused.
@@ -231,71 +234,101 @@ def predict_sets(checkpoint: Path, sets: list[RealSet], *, tta: bool) -> dict[st
     return out
 
 
-def run(args: argparse.Namespace) -> dict[str, pd.DataFrame]:
-    """Train, predict and print the tables; returns them (``scores``, ``skill``, ``confusion:*``)."""
+def _train_and_predict(
+    args: argparse.Namespace, key: str, seed: int, data: Path, sets: list[RealSet], prior: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict]:
+    """Train model ``key`` with ``seed`` (fold 0 held out); its real-set predictions and skill row."""
+    label, keywords, overrides = MODELS[key]
+    overrides = dict(overrides)
+    if args.published_size:
+        for name in COMPACT_SPARCNET:
+            overrides.pop(name, None)
+    overrides.update(
+        {
+            "n_folds": args.n_folds,
+            "epochs": args.epochs,
+            "stage2_epochs": args.stage2_epochs,
+            "batch_size": args.batch_size,
+            "max_train_samples": args.max_train,
+            "augment.hemisphere_swap": 0.5,
+            "seed": seed,
+        }
+    )
     out = Path(args.out)
-    samples = Path(args.samples) if args.samples else samples_dir()
-    sets = real_sets(samples)
-    data = synthetic_data(out, args.patients)
-    train_rows = io.read_train_csv(data)
-    prior = class_prior(train_rows)
     run_dir = out / (
         f"run-{args.patients or 'all'}-{args.n_folds}f-{args.epochs}+{args.stage2_epochs}"
         f"{'-full' if args.published_size else ''}{'-s' + str(args.max_train) if args.max_train else ''}"
+        f"{'-seed' + str(seed) if seed else ''}"
     )
+    config = training_config(
+        "demo",
+        **keywords,
+        data_dir=data,
+        out_dir=run_dir,
+        overrides=overrides,
+        cache_dir=out / "cache",
+        device=args.device,
+        num_workers=args.workers,
+    )
+    started = time.perf_counter()
+    result = fit_fold(config, 0, progress=False)
+    seconds = time.perf_counter() - started
+    predicted = predict_sets(Path(result["checkpoint"]), sets, tta=not args.no_tta)
+    oof = pd.read_parquet(result["oof"])
+    return predicted, {
+        "model": label, "seed": seed, **synthetic_skill(data, oof, prior), "train s": seconds
+    }
+
+
+def seed_ensemble(by_seed: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The mean probability over the seeds' predictions, per real set."""
+    return {name: np.mean([p[name] for p in by_seed], axis=0) for name in by_seed[0]}
+
+
+def run(args: argparse.Namespace) -> dict[str, pd.DataFrame]:
+    """Train, predict and print the tables; returns them (``scores``, ``skill``, ``confusion:*``,
+    and with several seeds ``per_seed``)."""
+    samples = Path(args.samples) if args.samples else samples_dir()
+    sets = real_sets(samples)
+    data = synthetic_data(Path(args.out), args.patients)
+    train_rows = io.read_train_csv(data)
+    prior = class_prior(train_rows)
     predictions: dict[str, dict[str, np.ndarray]] = {
         "uniform": {s.name: np.full((len(s.votes), len(CLASSES)), 1 / len(CLASSES)) for s in sets},
         "class prior (synthetic)": {s.name: np.tile(prior, (len(s.votes), 1)) for s in sets},
     }
-    skill, timings = [], {}
+    skill, per_seed = [], []
     for key in args.models:
-        label, keywords, overrides = MODELS[key]
-        overrides = dict(overrides)
-        if args.published_size:
-            for name in COMPACT_SPARCNET:
-                overrides.pop(name, None)
-        overrides.update(
-            {
-                "n_folds": args.n_folds,
-                "epochs": args.epochs,
-                "stage2_epochs": args.stage2_epochs,
-                "batch_size": args.batch_size,
-                "max_train_samples": args.max_train,
-                "augment.hemisphere_swap": 0.5,
-            }
-        )
-        config = training_config(
-            "demo",
-            **keywords,
-            data_dir=data,
-            out_dir=run_dir,
-            overrides=overrides,
-            cache_dir=out / "cache",
-            device=args.device,
-            num_workers=args.workers,
-        )
-        started = time.perf_counter()
-        result = fit_fold(config, 0, progress=False)
-        timings[label] = time.perf_counter() - started
-        predictions[label] = predict_sets(Path(result["checkpoint"]), sets, tta=not args.no_tta)
-        oof = pd.read_parquet(result["oof"])
-        skill.append(
-            {"model": label, **synthetic_skill(data, oof, prior), "train s": timings[label]}
-        )
+        label = MODELS[key][0]
+        by_seed = []
+        for seed in args.seeds:
+            predicted, row = _train_and_predict(args, key, seed, data, sets, prior)
+            by_seed.append(predicted)
+            skill.append(row)
+            per_seed.append(score_table(sets, {label: predicted}).assign(seed=seed))
+        predictions[label] = seed_ensemble(by_seed)
 
     scores = score_table(sets, predictions)
     n_train = len(train_rows)
+    seeds = ", ".join(map(str, args.seeds))
     print(
         f"\nSim-to-real: trained on {data.name} ({n_train} synthetic windows, fold 0 of "
-        f"{args.n_folds} held out), {args.epochs} + {args.stage2_epochs} epochs; real windows "
-        f"from {samples}; TTA {'off' if args.no_tta else 'on'}"
+        f"{args.n_folds} held out), {args.epochs} + {args.stage2_epochs} epochs, seed "
+        f"{seeds}{' (each model: the mean probability of its seeds)' if len(args.seeds) > 1 else ''}"
+        f"; real windows from {samples}; TTA {'off' if args.no_tta else 'on'}"
     )
     fmt = lambda v: f"{v:.3f}"  # noqa: E731
     print(scores.T.to_string(float_format=fmt, na_rep="n/a"))
     tables = {"scores": scores}
+    if len(args.seeds) > 1 and per_seed:
+        seed_table = pd.concat(per_seed).set_index("seed", append=True)
+        spread = seed_table.groupby(level="predictor").agg(["mean", "min", "max"])
+        print("\nSingle seeds: mean, min and max of each model's scores over its seeds")
+        print(spread.T.to_string(float_format=fmt, na_rep="n/a"))
+        tables["per_seed"] = seed_table
     if skill:
-        skill_table = pd.DataFrame(skill).set_index("model")
-        print(f"\nSkill on the held-out synthetic fold (>= {HIGH_AGREEMENT_VOTES} votes)")
+        skill_table = pd.DataFrame(skill).set_index(["model", "seed"])
+        print(f"\nSkill on the held-out synthetic fold (>= {HIGH_AGREEMENT_VOTES} votes), per seed")
         print(skill_table.to_string(float_format=fmt, na_rep="n/a"))
         tables["skill"] = skill_table
     for key in args.models:
@@ -328,6 +361,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--stage2-epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--seeds", type=int, nargs="+", default=[0],
+        help="seeds of the folds and the training; several: each model is their seed ensemble",
+    )
     p.add_argument("--max-train", type=int, help="training units per epoch at most")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--published-size", action="store_true", help="SPaRCNet at its published width")

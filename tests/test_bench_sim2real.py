@@ -44,8 +44,18 @@ def test_accuracy_and_confusion_by_hand(bench):
     assert table.loc["GPD", "GPD"] == 1 and table.to_numpy().sum() == 3
 
 
+def test_seed_ensemble_is_the_mean_probability(bench):
+    a = {"x": np.array([[0.5, 0.1, 0.1, 0.1, 0.1, 0.1]]), "y": np.full((2, 6), 1 / 6)}
+    b = {"x": np.array([[0.1, 0.5, 0.1, 0.1, 0.1, 0.1]]), "y": np.full((2, 6), 1 / 6)}
+    both = bench.seed_ensemble([a, b])
+    assert_allclose(both["x"], [[0.3, 0.3, 0.1, 0.1, 0.1, 0.1]], rtol=1e-12)
+    assert_allclose(both["y"], np.full((2, 6), 1 / 6), rtol=1e-12)
+
+
 def test_smoke_run(bench, hms_samples, tmp_path, capsys):
-    tables = bench.main(["--smoke", "--out", str(tmp_path), "--samples", str(hms_samples)])
+    tables = bench.main(
+        ["--smoke", "--seeds", "0", "1", "--out", str(tmp_path), "--samples", str(hms_samples)]
+    )
     printed = capsys.readouterr().out
     assert "Sim-to-real" in printed and "Confusion" in printed
     scores = tables["scores"]
@@ -75,4 +85,11 @@ def test_smoke_run(bench, hms_samples, tmp_path, capsys):
     assert np.isfinite(scores.loc[fifty, "KL 50 s windows (10)"])
     assert tables[f"confusion:{ten}"].to_numpy().sum() == 21
     assert tables[f"confusion:{fifty}"].to_numpy().sum() == 10
-    assert set(tables["skill"].index) == {ten, fifty}
+    assert set(tables["skill"].index) == {(m, seed) for m in (ten, fifty) for seed in (0, 1)}
+    # each model's row is its seed ensemble: KL is convex in the prediction, so the ensemble's KL
+    # is at most the mean of its seeds' (Jensen), and equal only if the seeds agree
+    per_seed = tables["per_seed"]
+    assert sorted(per_seed.index) == sorted((m, seed) for m in (ten, fifty) for seed in (0, 1))
+    for model in (ten, fifty):
+        for column in ("KL 50 s windows (10)", "KL seizure EEG (9)"):
+            assert scores.loc[model, column] <= per_seed.loc[model, column].mean() + 1e-9
