@@ -5,7 +5,8 @@ The base is the demo profile's ImageNet CNN (``tf_efficientnet_lite0`` over ``ch
 (:data:`SWITCHES`): stage 2 off, no ImageNet weights, label smoothing, vote-count loss weights,
 decaying few-vote weights, one offset per EEG with its averaged target, channel zeroing, a narrower
 band-pass, a +-20 s shift, time reversal, no hemisphere swap in training, hemisphere-swap TTA,
-mixup, a random gain, entmax, and the other representations. Every run of a seed uses that seed's
+mixup, a random gain, entmax, stochastic depth, stronger head dropout, stronger weight decay, and
+the other representations. Every run of a seed uses that seed's
 patient folds, so a switch and its reference predict the same OOF windows; the difference of their
 per-window KL on the >= 10-vote windows is averaged and given a 95% interval by a bootstrap over patients
 (:func:`hmslib.metrics.bootstrap_mean`): an interval below 0 says the switch helps. Most switches
@@ -15,7 +16,9 @@ band-pass and the re-cut shift act on raw windows, so they are compared with ``s
 
 Resumable: one row per finished run (switch, seed) is appended to ``ablation.csv``; a rerun skips
 the rows there (and :func:`hmslib.train.fit_fold` resumes an interrupted fit). The summary, pooled
-over seeds, goes to ``ablation_summary.csv`` and ``ablation.png`` beside it.
+over seeds, goes to ``ablation_summary.csv`` and ``ablation.png`` beside it; its pooled intervals need
+the runs' OOF files (git-ignored), so a fresh checkout keeps the committed summary's rows for the
+runs it did not redo (:func:`summarise`).
 
     python benchmarks/bench_ablation.py [--seeds 0 1] [--switches mixup entmax ...]
     python benchmarks/bench_ablation.py --summary-only      # table and plot from the runs so far
@@ -102,6 +105,9 @@ SWITCHES: dict[str, Switch] = {
     "mixup": Switch("trick", "mixup, p 0.5", {"augment.mixup": 0.5}),
     "gain": Switch("trick", "random gain x0.33-3 (log-uniform), p 0.5", {"augment.gain": 0.5}),
     "entmax": Switch("trick", "1.5-entmax output", {"model.output": "entmax15"}),
+    "drop_path": Switch("trick", "stochastic depth 0.2 in the backbone", {"model.drop_path_rate": 0.2}),
+    "dropout": Switch("trick", "head dropout 0.5 (base 0.2)", {"model.drop_rate": 0.5}),
+    "weight_decay": Switch("trick", "AdamW weight decay 0.1 (base 0.01)", {"weight_decay": 0.1}),
     **{
         name: Switch("representation", f"{name} input", {"model.representation": name})
         for name in ("mel16", "mel16_zoom", "tiles_kaggle_eeg", "cwt", "raw_image")
@@ -329,35 +335,61 @@ def read_results(path: Path) -> pd.DataFrame:
     return table
 
 
-def summarise(args: argparse.Namespace, runs: pd.DataFrame) -> pd.DataFrame:
+SUMMARY_COLUMNS = (
+    "setup", "switch", "group", "reference", "n_seeds", "kl10", "diff", "lo", "hi", "verdict", "description",
+)  # fmt: skip
+
+
+def _pooled_from_oof(args: argparse.Namespace, switch: str, seeds) -> tuple[float, float, float] | None:
+    """The paired difference pooled over ``seeds`` with its patient-bootstrap interval, from the
+    runs' OOF files (None where one of them is gone)."""
+    reference = SWITCHES[switch].reference
+    diffs, patients = [], []
+    for seed in seeds:
+        paths = _oof_paths(args, switch, seed) + _oof_paths(args, reference, seed)
+        if not all(p.is_file() for p in paths):
+            return None
+        ref = _read_oof(_oof_paths(args, reference, seed))
+        d, g = paired_difference(_read_oof(_oof_paths(args, switch, seed)), ref, n_boot=1)[:2]
+        diffs.append(d)
+        patients.append(g)
+    if not sum(map(len, diffs)):
+        return None
+    return bootstrap_mean(np.concatenate(diffs), np.concatenate(patients), n_boot=args.n_boot, seed=0)
+
+
+def summarise(args: argparse.Namespace, runs: pd.DataFrame, previous: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per switch, pooled over its seeds: mean KL, and the paired difference from its reference
-    with a patient-bootstrap interval (from the runs' OOF files; the mean of the per-seed
-    differences, without interval, where those are gone)."""
+    with a patient-bootstrap interval.
+
+    The pooled interval comes from the runs' OOF files. Where those are gone (a fresh checkout),
+    the row of ``previous`` (the earlier summary of this setup) is kept when it pooled the same
+    seeds; failing that, the difference is the mean of the per-seed differences and the interval
+    the mean of the per-seed bounds, wider than the pooled one (a conservative verdict).
+    """
+    setup = setup_name(args)
+    earlier = {}
+    if previous is not None and len(previous):
+        earlier = previous[previous["setup"] == setup].set_index("switch").to_dict("index")
     rows = []
     for switch, part in runs.groupby("switch", sort=False):
         if switch == "base":
             continue
-        diffs, patients = [], []
-        for seed in part["seed"]:
-            paths = _oof_paths(args, switch, seed) + _oof_paths(args, SWITCHES[switch].reference, seed)
-            if not all(p.is_file() for p in paths):
-                diffs = None
-                break
-            reference = _read_oof(_oof_paths(args, SWITCHES[switch].reference, seed))
-            d, g = paired_difference(_read_oof(_oof_paths(args, switch, seed)), reference, n_boot=1)[:2]
-            diffs.append(d)
-            patients.append(g)
-        if diffs is not None and sum(map(len, diffs)):
-            mean, lo, hi = bootstrap_mean(
-                np.concatenate(diffs), np.concatenate(patients), n_boot=args.n_boot, seed=0
-            )
+        reference = part["reference"].iloc[0]
+        pooled = _pooled_from_oof(args, switch, part["seed"])
+        kept = earlier.get(switch)
+        if pooled is not None:
+            mean, lo, hi = pooled
+        elif kept is not None and kept["n_seeds"] == len(part) and kept["reference"] == reference:
+            mean, lo, hi = kept["diff"], kept["lo"], kept["hi"]
         else:
-            mean, lo, hi = float(part["diff10"].mean()), np.nan, np.nan
+            mean, lo, hi = (float(part[c].mean()) for c in ("diff10", "diff10_lo", "diff10_hi"))
         rows.append(
             {
+                "setup": setup,
                 "switch": switch,
                 "group": part["group"].iloc[0],
-                "reference": part["reference"].iloc[0],
+                "reference": reference,
                 "n_seeds": len(part),
                 "kl10": part["kl10"].mean(),
                 "diff": mean,
@@ -367,8 +399,7 @@ def summarise(args: argparse.Namespace, runs: pd.DataFrame) -> pd.DataFrame:
                 "description": part["description"].iloc[0],
             }
         )
-    columns = ["switch", "group", "reference", "n_seeds", "kl10", "diff", "lo", "hi", "verdict", "description"]
-    return pd.DataFrame(rows, columns=columns).sort_values("diff", kind="stable").reset_index(drop=True)
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)).sort_values("diff", kind="stable").reset_index(drop=True)
 
 
 def write_summary(args: argparse.Namespace, runs: pd.DataFrame) -> pd.DataFrame:
@@ -379,7 +410,12 @@ def write_summary(args: argparse.Namespace, runs: pd.DataFrame) -> pd.DataFrame:
     from hmslib.viz import plot_ablation
 
     results = Path(args.results)
-    summary = summarise(args, runs)
+    previous = None
+    if (results / "ablation_summary.csv").is_file():
+        previous = pd.read_csv(results / "ablation_summary.csv")
+        if "setup" not in previous.columns:  # a summary written before rows were keyed by setup
+            previous = None
+    summary = summarise(args, runs, previous)
     if runs.empty:  # leave the files of another setup's summary as they are
         print(f"\nAblation: no runs of setup {setup_name(args)} in {results / 'ablation.csv'} yet")
         return summary
@@ -389,7 +425,8 @@ def write_summary(args: argparse.Namespace, runs: pd.DataFrame) -> pd.DataFrame:
         f"\nAblation, setup {setup_name(args)}: {len(runs)} runs; base KL (>= 10 votes) "
         f"{base['kl10'].mean():.4f} over {len(base)} seeds"
     )
-    print(summary.drop(columns="description").to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    shown = summary.drop(columns=["setup", "description"])
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if len(summary):
         fig = plot_ablation(summary, title=f"Ablation ({setup_name(args)})")
         fig.savefig(results / "ablation.png", dpi=110, bbox_inches="tight")

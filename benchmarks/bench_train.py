@@ -19,9 +19,12 @@ distributions vs drawn votes), each model's OOF KL and the share of the learnabl
 ``(prior - model) / (prior - floor)``, on >= 10-vote windows and on all windows, and every blend of
 the profile's models (equal, Nelder-Mead, stack, each without and with temperature) fitted on the
 >= 10-vote windows and scored in nested patient folds (:func:`hmslib.ensemble.compare_ensembles`).
+``--set key=value`` changes every model's recipe (its runs go to a folder of their own), to measure a
+recipe change against the profile's recipe.
 
     python benchmarks/bench_train.py [--steps 20] [--batch-size 32] [--workers 0 2]
     python benchmarks/bench_train.py --quality [--profile full] [--preset bench] [--patients 400] [--folds 1] [--epochs 8]
+    python benchmarks/bench_train.py --quality --profile demo --set model.drop_path_rate=0.2   # a recipe change
 
 Data, caches and runs go under ``outputs/bench_train/`` (git-ignored) and are reused.
 """
@@ -39,6 +42,7 @@ import torch
 from hmslib._checks import check_option
 from hmslib.augment import AugmentConfig, augment_features
 from hmslib.cache import build_cache
+from hmslib.cli import parse_set_option
 from hmslib.config import get_profile, training_config
 from hmslib.constants import CLASSES, HIGH_AGREEMENT_VOTES, PRED_COLUMNS, TRUE_COLUMNS, VOTE_COLUMNS
 from hmslib.datasets import CacheDataset, epoch_batches, training_units
@@ -214,8 +218,10 @@ def quality(args: argparse.Namespace) -> pd.DataFrame:
     out_dir = OUT / (
         f"quality-{args.profile}-{preset}-{args.patients or 'all'}-f{args.n_folds}-"
         f"e{args.epochs}+{args.stage2_epochs}"
+        + "".join(f"-{key}={value}" for key, value in args.set)
     )
     sizes = {"n_folds": args.n_folds, "epochs": args.epochs, "stage2_epochs": args.stage2_epochs}
+    sizes.update(args.set)
     results = {}
     for name, overrides in quality_models(args.profile, args.models):
         base = name.removesuffix(SCRATCH)
@@ -304,6 +310,10 @@ def main() -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), help="--quality: synthetic preset (default: the profile's)")
     p.add_argument("--models", nargs="+", help="--quality: these models of the profile (default: all)")
     p.add_argument("--seed", type=int, default=0, help="--quality: seed of the nested ensemble folds")
+    p.add_argument(
+        "--set", nargs="*", default=[], type=parse_set_option, metavar="KEY=VALUE",
+        help="--quality: recipe overrides for every model (as hms train --set), e.g. model.drop_path_rate=0.2",
+    )
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -129,8 +129,15 @@ def _fold(text: str) -> int | str:
     return fold
 
 
-def _set_value(text: str) -> tuple[str, object]:
-    """``--set key=value``: the value as JSON when it parses (numbers, booleans, lists), else text."""
+def parse_set_option(text: str) -> tuple[str, object]:
+    """``--set key=value`` (a recipe override, :func:`hmslib.config.apply_overrides`): the value as
+    JSON when it parses (numbers, booleans, lists), else text. Shared with the benchmarks' ``--set``.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        ``text`` has no ``=`` or no key.
+    """
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
@@ -173,7 +180,7 @@ def _train(argv: list[str]) -> int:
                         help="start from ImageNet weights (offline for tf_efficientnet_lite0/1/2)")  # fmt: skip
     parser.add_argument("--pretrained-path", help="local weights file for the backbone")
     parser.add_argument("--output", choices=OUTPUTS, help="output mapping of the model")
-    parser.add_argument("--set", nargs="*", default=[], type=_set_value, metavar="KEY=VALUE",
+    parser.add_argument("--set", nargs="*", default=[], type=parse_set_option, metavar="KEY=VALUE",
                         help="any other recipe field, e.g. label_smoothing=1 augment.mixup=0.5")  # fmt: skip
     parser.add_argument("--out", default="outputs/run", help="run folder (default outputs/run)")
     parser.add_argument("--cache", help="feature cache folder (default: RUN_DIR/cache, built when missing)")

@@ -133,3 +133,18 @@ def test_smoke_run_is_paired_resumable_and_plotted(bench, tmp_path, monkeypatch)
     written = (results / "ablation_summary.csv").read_bytes()
     assert bench.main([*argv, "--preset", "demo", "--summary-only"]).empty
     assert (results / "ablation_summary.csv").read_bytes() == written
+
+    # a fresh checkout (OOF files gone): the earlier summary's pooled row is kept ...
+    earlier = pd.read_csv(results / "ablation_summary.csv")
+    earlier.loc[earlier["switch"] == "label_smoothing", ["diff", "lo", "hi"]] = (0.5, 0.25, 0.75)
+    earlier.to_csv(results / "ablation_summary.csv", index=False)
+    for path in bench._oof_paths(args, "label_smoothing", 0):
+        path.unlink()
+    kept = bench.main([*argv, "--summary-only"]).set_index("switch").loc["label_smoothing"]
+    assert (kept["diff"], kept["lo"], kept["hi"], kept["verdict"]) == (0.5, 0.25, 0.75, "hurts")
+    # ... and without it the per-seed rows give the difference and a (wider) interval
+    (results / "ablation_summary.csv").unlink()
+    fallback = bench.main([*argv, "--summary-only"]).set_index("switch").loc["label_smoothing"]
+    assert (fallback["diff"], fallback["lo"], fallback["hi"]) == pytest.approx(
+        (row["diff10"], row["diff10_lo"], row["diff10_hi"])
+    )

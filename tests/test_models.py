@@ -174,6 +174,26 @@ def test_config_json_round_trip_rebuilds_identical_model(config):
         assert torch.equal(first(x), second(x))
 
 
+def test_stochastic_depth_override_reaches_the_backbone_blocks():
+    """``model.drop_path_rate`` (the ablation's ``drop_path``, ``--set`` / notebook 03) becomes timm's
+    linear schedule: block k of the 16 gets 0.2 k / 16, in the 15 blocks with a residual path."""
+    import dataclasses
+
+    from timm.layers import DropPath
+
+    from hmslib.config import training_config
+
+    config = training_config(
+        "demo", model="effnet_lite0", data_dir="d", out_dir="o", overrides={"model.drop_path_rate": 0.2}
+    )
+    model = build_model(dataclasses.replace(config.model, pretrained=False))
+    rates = [m.drop_prob for m in model.modules() if isinstance(m, DropPath)]
+    assert_allclose(rates, 0.2 * np.arange(1, 16) / 16)
+    plain = training_config("demo", model="effnet_lite0", data_dir="d", out_dir="o").model
+    off = build_model(dataclasses.replace(plain, pretrained=False))
+    assert not any(isinstance(m, DropPath) and m.drop_prob > 0 for m in off.modules())
+
+
 def test_config_rejects_unknown_keys_and_values():
     with pytest.raises(ValueError, match=r"unknown keys \['widht'\]"):
         ModelConfig.from_dict({**ModelConfig().to_dict(), "widht": 3})
