@@ -346,11 +346,10 @@ def _pooled_from_oof(args: argparse.Namespace, switch: str, seeds) -> tuple[floa
     reference = SWITCHES[switch].reference
     diffs, patients = [], []
     for seed in seeds:
-        paths = _oof_paths(args, switch, seed) + _oof_paths(args, reference, seed)
-        if not all(p.is_file() for p in paths):
+        own, ref = _oof_paths(args, switch, seed), _oof_paths(args, reference, seed)
+        if not all(p.is_file() for p in own + ref):
             return None
-        ref = _read_oof(_oof_paths(args, reference, seed))
-        d, g = paired_difference(_read_oof(_oof_paths(args, switch, seed)), ref, n_boot=1)[:2]
+        d, g = paired_difference(_read_oof(own), _read_oof(ref), n_boot=1)[:2]
         diffs.append(d)
         patients.append(g)
     if not sum(map(len, diffs)):
@@ -369,7 +368,7 @@ def summarise(args: argparse.Namespace, runs: pd.DataFrame, previous: pd.DataFra
     """
     setup = setup_name(args)
     earlier = {}
-    if previous is not None and len(previous):
+    if previous is not None:
         earlier = previous[previous["setup"] == setup].set_index("switch").to_dict("index")
     rows = []
     for switch, part in runs.groupby("switch", sort=False):
@@ -410,16 +409,13 @@ def write_summary(args: argparse.Namespace, runs: pd.DataFrame) -> pd.DataFrame:
     from hmslib.viz import plot_ablation
 
     results = Path(args.results)
-    previous = None
-    if (results / "ablation_summary.csv").is_file():
-        previous = pd.read_csv(results / "ablation_summary.csv")
-        if "setup" not in previous.columns:  # a summary written before rows were keyed by setup
-            previous = None
+    summary_path = results / "ablation_summary.csv"
+    previous = pd.read_csv(summary_path) if summary_path.is_file() else None
     summary = summarise(args, runs, previous)
     if runs.empty:  # leave the files of another setup's summary as they are
         print(f"\nAblation: no runs of setup {setup_name(args)} in {results / 'ablation.csv'} yet")
         return summary
-    write_csv_atomic(summary, results / "ablation_summary.csv")
+    write_csv_atomic(summary, summary_path)
     base = runs[runs["switch"] == "base"]
     print(
         f"\nAblation, setup {setup_name(args)}: {len(runs)} runs; base KL (>= 10 votes) "

@@ -220,8 +220,7 @@ def quality(args: argparse.Namespace) -> pd.DataFrame:
         f"e{args.epochs}+{args.stage2_epochs}"
         + "".join(f"-{key}={value}" for key, value in args.set)
     )
-    sizes = {"n_folds": args.n_folds, "epochs": args.epochs, "stage2_epochs": args.stage2_epochs}
-    sizes.update(args.set)
+    common = {"n_folds": args.n_folds, "epochs": args.epochs, "stage2_epochs": args.stage2_epochs, **dict(args.set)}
     results = {}
     for name, overrides in quality_models(args.profile, args.models):
         base = name.removesuffix(SCRATCH)
@@ -230,7 +229,7 @@ def quality(args: argparse.Namespace) -> pd.DataFrame:
             model=base,
             data_dir=data,
             out_dir=out_dir,
-            overrides={**sizes, **overrides, "model.name": name},
+            overrides={**common, **overrides, "model.name": name},
             cache_dir=OUT / "cache",
             num_workers=args.loader_workers,
         )
