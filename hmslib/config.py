@@ -358,7 +358,7 @@ class Profile:
 # generation): 48 patients 0.45 / 0.46 on 160 test EEGs, 96 patients 0.54 / 0.54 (320, 9.4 min), 144
 # patients 0.57 / 0.61 (480, 13.8 min) and 0.70 / 0.71 (240, 13.4 min). Generator version 3 (patterns of
 # modest voltage) is harder: 144 patients 0.55 / 0.59 (240, 11.1 min); as shipped in the ``demo`` preset,
-# 176 patients 0.65 / 0.64 (240, 14.0 min).
+# 176 patients 0.65 / 0.64 (240, 14.0 min). Generator version 4 (blunter discharges): 0.60 / 0.61.
 _DEMO_MODELS = (
     ModelSpec("effnet_lite0", "tf_efficientnet_lite0", "chain_mel", pretrained=True,
               epochs=14, stage2_epochs=4, batch_size=32, lr=1e-3),

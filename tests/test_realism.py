@@ -253,6 +253,24 @@ def test_rhythms_are_quasi_periodic_not_lines():
     assert max(wandering) < 0.5 < min(periodic), (wandering, periodic)
 
 
+def _discharge_fwhm_ms(wave: np.ndarray) -> float:
+    """Median full width at half maximum of the negative discharges of ``wave`` (scipy), ms."""
+    peaks, _ = signal.find_peaks(-wave, prominence=0.5 * np.abs(wave).max())
+    return float(np.median(signal.peak_widths(-wave, peaks, rel_height=0.5)[0]) * 5.0)
+
+
+def test_discharges_widen_with_their_duration_scale_and_keep_an_interval():
+    """Periodic discharges run from spikes to blunt sharp waves; wide or fast, an interval remains."""
+    fixed = dict(strength=0.9, sharpness=0.9, evolution=0.0, jitter=0.0, triphasic=False)
+    narrow = _discharge_fwhm_ms(_wave("lpd", 0, 20.0, frequency_hz=1.0, duration_scale=1.0, **fixed)[1])
+    wide = _discharge_fwhm_ms(_wave("lpd", 0, 20.0, frequency_hz=1.0, duration_scale=2.2, **fixed)[1])
+    assert 30.0 < narrow < 80.0 and 1.8 < wide / narrow < 2.6, (narrow, wide)
+    # at 2.5 Hz the widest discharge is capped (uncapped it would be ~0.93x as wide as at 1 Hz),
+    # so that it fills well under half of its 400 ms cycle
+    fast = _discharge_fwhm_ms(_wave("gpd", 0, 20.0, frequency_hz=2.5, duration_scale=2.2, **fixed)[1])
+    assert fast < 0.87 * wide and fast < 0.3 * 400.0, (fast, wide)
+
+
 def test_some_seizures_are_theta_alpha_rhythms_at_their_drawn_rate():
     from hmslib.synthetic.patterns import draw_params
 

@@ -40,7 +40,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    """Tiny synthetic set whose first training fold holds both few-vote and >= 3-vote windows."""
+    """Tiny synthetic set whose first training fold holds both few-vote and >= 10-vote windows."""
     from hmslib.synthetic import generate
 
     return generate(tmp_path_factory.mktemp("train") / "data", preset="small", n_patients=4, seed=0, progress=False)
@@ -222,7 +222,7 @@ def test_a_few_steps_lower_the_loss(data, caches):
 
 
 def test_fit_fold_writes_checkpoint_metrics_and_oof(data, caches, tmp_path):
-    config = _config(data, caches, tmp_path / "run")
+    config = _config(data, caches, tmp_path / "run", min_votes_stage2=10)
     result = train.fit_fold(config, 1, progress=False)
 
     df = io.read_train_csv(data)
@@ -255,8 +255,8 @@ def test_fit_fold_writes_checkpoint_metrics_and_oof(data, caches, tmp_path):
         path = result["checkpoint"] if kind == "checkpoint" else Path(result["checkpoint"]).with_name("fold1_last.pt")
         assert_allclose(torch.load(path, weights_only=False)["class_prior"], prior, rtol=1e-12)
 
-    assert metrics.n_train.iloc[-1] < metrics.n_train.iloc[0]  # stage 2: only >= 3-vote groups
-    assert (total_votes(train_rows) < 3).any()
+    assert metrics.n_train.iloc[-1] < metrics.n_train.iloc[0]  # stage 2: only >= 10-vote groups
+    assert (total_votes(train_rows) < 10).any()
 
     # checkpoint round trip: the reloaded model reproduces the OOF predictions exactly
     model, model_config, train_config = load_model(result["checkpoint"])

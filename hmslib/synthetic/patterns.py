@@ -35,6 +35,14 @@ def _clearer(p: np.ndarray, centre: float, clarity: np.ndarray) -> np.ndarray:
     return centre + np.sign(p - centre) * span * u ** (1.0 / clarity)
 
 
+#: Largest widening of an event's discharges over the length its sharpness gives them (drawn
+#: log-uniform from 1): periodic discharges run from spikes (< 70 ms) to blunt sharp waves. Measured
+#: at half maximum (discharge-triggered average of the z-scored bipolar leads), the real periodic
+#: discharges of the samples span 65-110 ms; without the widening the synthetic ones spanned 55-90 ms
+#: (10-90 %), with it 52-108 ms.
+_MAX_DURATION_SCALE = 2.2
+
+
 def draw_params(
     rng: np.random.Generator, archetype: np.ndarray, clarity: np.ndarray | float = 1.0
 ) -> dict[str, np.ndarray]:
@@ -97,6 +105,7 @@ def draw_params(
         "plus": _draw_plus(rng, sharp_cls, is_["lrda"] | is_["grda"]),
         "fast_hz": rng.uniform(10.0, 20.0, n),
         "spread": np.where(is_["seizure"], rng.uniform(1.0, 2.0, n), 1.0),
+        "duration_scale": np.exp(rng.uniform(0.0, math.log(_MAX_DURATION_SCALE), n)),
     }
 
 
@@ -163,7 +172,8 @@ def _waveform(rng: np.random.Generator, t: np.ndarray, prm: dict) -> np.ndarray:
     n_cycles = cycle[-1] - cycle[0] + 1
     nth = cycle - cycle[0]  # each sample's discharge, from 0
     width = np.exp(0.2 * rng.standard_normal(n_cycles))[nth]  # discharge to discharge
-    sigma = (0.02 + 0.05 * (1.0 - s) ** 1.5) * width
+    # the discharge (about 6 sigma long) keeps an interval to the next, as ACNS 2021 defines PDs
+    sigma = np.minimum((0.02 + 0.05 * (1.0 - s) ** 1.5) * prm["duration_scale"], 0.1 / freq) * width
     if prm["triphasic"]:
         sig3 = 1.5 * sigma
         spike = (

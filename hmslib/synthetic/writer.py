@@ -65,7 +65,7 @@ PRESETS: dict[str, SynthPreset] = {
 }
 
 #: Version of the generating model, stored in ``synthetic.json``.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 
 def _resolve_size(preset: str, n_patients: int | None) -> tuple[SynthPreset, int, int]:
