@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
@@ -139,12 +140,18 @@ def _folds(groups: np.ndarray, is_real: np.ndarray, n_folds: int, seed: int) -> 
 
 
 def _lr_scores(x: np.ndarray, y: np.ndarray, fold: np.ndarray) -> np.ndarray:
-    """Out-of-fold real-vs-synthetic scores of a class-balanced, L2-regularised logistic regression."""
+    """Out-of-fold real-vs-synthetic scores of a class-balanced, L2-regularised logistic regression.
+
+    A statistic a window does not have (NaN: a discharge width without transients) takes the
+    training folds' median.
+    """
     scores = np.empty(len(y))
     for k in np.unique(fold):
         test = fold == k
         clf = make_pipeline(
-            StandardScaler(), LogisticRegression(C=0.3, class_weight="balanced", max_iter=2000)
+            SimpleImputer(strategy="median"),
+            StandardScaler(),
+            LogisticRegression(C=0.3, class_weight="balanced", max_iter=2000)
         )
         clf.fit(x[~test], y[~test])
         scores[test] = clf.predict_proba(x[test])[:, 1]

@@ -259,6 +259,32 @@ def _discharge_fwhm_ms(wave: np.ndarray) -> float:
     return float(np.median(signal.peak_widths(-wave, peaks, rel_height=0.5)[0]) * 5.0)
 
 
+def test_discharge_width_matches_scipy_on_a_pulse_train_and_needs_transients():
+    """Gaussian discharges of 20 and 45 ms sigma at 1 Hz on 16 signals of alternating sign: the
+    triggered-average width is scipy's width of one band-passed pulse at half its height (to a
+    sample)."""
+    from hmslib.signal import bandpass
+
+    t = np.arange(2000) / 200.0
+    rng = np.random.default_rng(0)
+    widths, expected = [], []
+    for sigma in (0.02, 0.045):
+        pulses = sum(np.exp(-((t - c) ** 2) / (2 * sigma**2)) for c in np.arange(0.7, 10.0, 1.0))
+        signs = np.where(np.arange(16) % 2, 1.0, -1.0)[:, None]
+        x = signs * pulses + 0.02 * rng.standard_normal((16, len(t)))
+        widths.append(realism.discharge_width_ms(x[None])[0])
+        filtered = bandpass(pulses, *realism.DISCHARGE_BAND, 200.0, 2)
+        peak = np.array([np.argmin(np.abs(t - 4.7))])
+        # half of the peak's height above zero (not above its neighbouring minima)
+        height = (filtered[peak], np.array([0]), np.array([len(t) - 1]))
+        expected.append(signal.peak_widths(filtered, peak, 0.5, height)[0][0] * 5.0)
+    assert_allclose(widths, expected, atol=5.0)
+    assert widths[1] > 1.8 * widths[0]
+    # a sinusoid has no transient standing out of its field power: no width
+    sine = np.tile(np.sin(2 * np.pi * 2.0 * t), (1, 16, 1))
+    assert np.isnan(realism.discharge_width_ms(sine)).all()
+
+
 def test_discharges_widen_with_their_duration_scale_and_keep_an_interval():
     """Periodic discharges run from spikes to blunt sharp waves; wide or fast, an interval remains."""
     fixed = dict(strength=0.9, sharpness=0.9, evolution=0.0, jitter=0.0, triphasic=False)

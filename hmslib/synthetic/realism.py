@@ -7,7 +7,8 @@ them side by side; the tests of the generator check it against independent scipy
   PSD slope, amplitude, line length, kurtosis, correlation of neighbouring pairs of a chain and of
   homologous left/right pairs, NaN and flat share, and the EKG channel's rate and amplitude;
 - :func:`scale_free_statistics`: the statistics that survive per-channel z-scoring, for 10 s windows
-  z-scored per channel as the real centre windows of the samples are (:func:`zscore_channels`);
+  z-scored per channel as the real centre windows of the samples are (:func:`zscore_channels`),
+  with the width of the dominant transients (:func:`discharge_width_ms`);
 - :func:`label_periods` and :func:`label_statistics`: the label side -- class mix, agreement (top
   vote fraction) per class, label periods per EEG and the vote counts of high-agreement rows.
 """
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import signal as sps
 from scipy import stats as sst
+from scipy.ndimage import maximum_filter1d
 
 from hmslib.constants import CHAINS, CLASSES, EEG_CHANNELS, SFREQ, VOTE_COLUMNS
 from hmslib.signal import bandpass, montage
@@ -45,7 +47,8 @@ NEIGHBOUR_PAIRS: tuple[tuple[int, int], ...] = tuple(
 )
 #: Indices of homologous left/right pairs (Fp1-F7 / Fp2-F8, ..., Fp1-F3 / Fp2-F4, ...).
 HOMOLOGOUS_PAIRS: tuple[tuple[int, int], ...] = tuple(
-    (k, 12 + k) for k in range(4)  # LL <-> RL
+    (k, 12 + k)
+    for k in range(4)  # LL <-> RL
 ) + tuple((4 + k, 8 + k) for k in range(4))  # LP <-> RP
 
 #: Window statistics of :func:`window_statistics`, in column order, with their units.
@@ -70,7 +73,16 @@ SCALE_FREE_STATISTICS: tuple[str, ...] = (
     "kurtosis",
     "neighbour corr",
     "homologous corr",
+    "discharge FWHM ms",
 )
+
+#: Band of the discharge-triggered average of :func:`discharge_width_ms`, Hz.
+DISCHARGE_BAND: tuple[float, float] = (0.5, 25.0)
+#: Triggers of :func:`discharge_width_ms` are the largest peak of the global field power within
+#: this many seconds either side, and the average spans as many seconds either side of them.
+_TRIGGER_SPAN_S = 0.3
+_TRIGGER_AVERAGE_S = 0.5
+_MIN_TRIGGERS = 4
 
 _FLAT_STD_UV = 1.0  # a 1 s stretch of a lead with a standard deviation below this is flat
 
@@ -210,12 +222,56 @@ def zscore_channels(eeg: np.ndarray) -> np.ndarray:
     return x / np.maximum(x.std(axis=-1, keepdims=True), 1e-12)
 
 
+def discharge_width_ms(bipolar: np.ndarray, *, sfreq: float = SFREQ) -> np.ndarray:
+    """Full width at half maximum of each window's discharge-triggered average, ms.
+
+    The transients that dominate a window are found where the global field power (the RMS over the
+    signals of ``bipolar`` filtered to :data:`DISCHARGE_BAND`) peaks: each trigger is its largest
+    value within +-0.3 s and above its upper quartile plus one interquartile range. Every signal is
+    sign-aligned at every trigger and averaged over triggers and signals; the width is that of the
+    average's central peak at half its height (to a sample). On periodic discharges it measures the
+    discharges; on the four real LPD and GPD centre windows of the samples it gives 60-125 ms.
+
+    Parameters
+    ----------
+    bipolar : numpy.ndarray
+        ``(n, signals, samples)``, any scale (NaN-free).
+    sfreq : float
+        Sampling rate, Hz.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` float64, ms; NaN for a window with fewer than 4 triggers.
+    """
+    x = bandpass(np.asarray(bipolar, dtype=np.float64), *DISCHARGE_BAND, sfreq, 2)
+    n_times = x.shape[-1]
+    gfp = np.sqrt((x**2).mean(axis=1))
+    span = int(round(_TRIGGER_SPAN_S * sfreq))
+    lags = int(round(_TRIGGER_AVERAGE_S * sfreq))
+    q1, q3 = np.percentile(gfp, [25.0, 75.0], axis=-1, keepdims=True)
+    trigger = (gfp == maximum_filter1d(gfp, 2 * span + 1, axis=-1)) & (gfp > 2.0 * q3 - q1)
+    trigger[:, :lags] = trigger[:, n_times - lags :] = False
+    # sum over triggers t of sign(x[c, t]) * x[c, t + lag], as one correlation per signal
+    aligned = trigger[:, None, :] * np.sign(x)
+    size = 2 * n_times
+    corr = np.fft.irfft(
+        np.conj(np.fft.rfft(aligned, size, axis=-1)) * np.fft.rfft(x, size, axis=-1), size, axis=-1
+    ).sum(axis=1)
+    average = np.concatenate([corr[:, size - lags :], corr[:, : lags + 1]], axis=-1)  # lags -L..L
+    below = average < average[:, lags : lags + 1] / 2.0
+    right = np.argmax(below[:, lags:], axis=-1)
+    left = np.argmax(below[:, lags::-1], axis=-1)
+    width = np.where((right > 0) & (left > 0), (right + left) * 1000.0 / sfreq, np.nan)
+    return np.where(trigger.sum(axis=-1) >= _MIN_TRIGGERS, width, np.nan)
+
+
 def scale_free_statistics(eeg: np.ndarray, *, sfreq: float = SFREQ) -> pd.DataFrame:
     """Statistics that do not depend on each channel's scale, for per-channel z-scored windows.
 
     The relative power of delta, theta, alpha and beta (band power over 1-45 Hz power, median over
     the 16 double-banana signals), and the PSD slope, kurtosis and pair correlations of
-    :func:`window_statistics`.
+    :func:`window_statistics`, and the width of the dominant transients (:func:`discharge_width_ms`).
 
     Parameters
     ----------
@@ -243,6 +299,7 @@ def scale_free_statistics(eeg: np.ndarray, *, sfreq: float = SFREQ) -> pd.DataFr
     filtered = bandpass(b, *CORRELATION_BAND, sfreq, 4)
     out["neighbour corr"] = _pair_corr(filtered, NEIGHBOUR_PAIRS)
     out["homologous corr"] = _pair_corr(filtered, HOMOLOGOUS_PAIRS)
+    out["discharge FWHM ms"] = discharge_width_ms(b, sfreq=sfreq)
     return pd.DataFrame(out)[list(SCALE_FREE_STATISTICS)]
 
 
