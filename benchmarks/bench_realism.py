@@ -151,7 +151,7 @@ def _lr_scores(x: np.ndarray, y: np.ndarray, fold: np.ndarray) -> np.ndarray:
         clf = make_pipeline(
             SimpleImputer(strategy="median"),
             StandardScaler(),
-            LogisticRegression(C=0.3, class_weight="balanced", max_iter=2000)
+            LogisticRegression(C=0.3, class_weight="balanced", max_iter=2000),
         )
         clf.fit(x[~test], y[~test])
         scores[test] = clf.predict_proba(x[test])[:, 1]

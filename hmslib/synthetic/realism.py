@@ -47,8 +47,7 @@ NEIGHBOUR_PAIRS: tuple[tuple[int, int], ...] = tuple(
 )
 #: Indices of homologous left/right pairs (Fp1-F7 / Fp2-F8, ..., Fp1-F3 / Fp2-F4, ...).
 HOMOLOGOUS_PAIRS: tuple[tuple[int, int], ...] = tuple(
-    (k, 12 + k)
-    for k in range(4)  # LL <-> RL
+    (k, 12 + k) for k in range(4)  # LL <-> RL
 ) + tuple((4 + k, 8 + k) for k in range(4))  # LP <-> RP
 
 #: Window statistics of :func:`window_statistics`, in column order, with their units.
