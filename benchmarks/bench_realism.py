@@ -11,7 +11,9 @@ Tables printed:
 1. each statistic of :func:`hmslib.synthetic.realism.window_statistics`: the real windows' median
    and 10-90 % range, the synthetic median and 10-90 % range, and whether the synthetic median
    lies inside the real range (``z``: synthetic minus real median over the real 10-90 % width);
-2. the same for the scale-free statistics on the 10 s centre windows;
+2. the same for the scale-free statistics on the 10 s centre windows, and their medians per
+   consensus class (real centre windows against synthetic windows of the same class): the pooled
+   statistics can agree while the class-conditional ones, which a classifier learns, do not;
 3. two-sample tests: the cross-validated AUC of a classifier trained to tell real from synthetic
    (a logistic regression on the statistics; a small CNN on the chain spectrograms ``chain_mel``),
    folds grouped by recording, with a 90 % bootstrap interval over real recordings and, as the
@@ -47,7 +49,14 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from hmslib import io, synthetic
-from hmslib.constants import EEG_CHANNELS, EEG_WINDOW_SAMPLES, LABEL_CENTER_SECONDS, SFREQ
+from hmslib.constants import (
+    CLASSES,
+    EEG_CHANNELS,
+    EEG_WINDOW_SAMPLES,
+    LABEL_CENTER_SECONDS,
+    SFREQ,
+    VOTE_COLUMNS,
+)
 from hmslib.representations import compute_representation
 from hmslib.synthetic import realism
 from hmslib.synthetic.writer import draw_preset_layout
@@ -83,22 +92,33 @@ def real_windows(samples: Path, step_s: float = 10.0) -> tuple[np.ndarray, np.nd
     return np.stack(windows), np.array(groups)
 
 
-def real_centre_windows(samples: Path) -> np.ndarray:
-    """The 11 real centre windows (10 s, z-scored per channel): ``(11, 20, 2000)``."""
+def real_centre_windows(samples: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The 11 real centre windows (10 s, z-scored per channel): ``(11, 20, 2000)``, and the
+    experts' consensus class of each (``labels.csv``)."""
     folder = samples / "real_windows" / "elektra_center10s"
-    return np.stack([_read_eeg(p) for p in sorted(folder.glob("*.parquet"))])
+    paths = sorted(folder.glob("*.parquet"))
+    consensus = pd.read_csv(folder / "labels.csv").set_index("file")["expert_consensus"]
+    return np.stack([_read_eeg(p) for p in paths]), consensus.loc[[p.name for p in paths]].to_numpy(str)
 
 
-def synthetic_windows(data: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One labelled 50 s window per EEG (the first of a train EEG; the test EEGs): and patient."""
+def _consensus(votes: pd.DataFrame) -> np.ndarray:
+    """The most voted class of each row (``VOTE_COLUMNS``), as ``CLASSES`` names."""
+    return np.asarray(CLASSES)[votes[list(VOTE_COLUMNS)].to_numpy().argmax(axis=1)]
+
+
+def synthetic_windows(data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One labelled 50 s window per EEG (the first of a train EEG; the test EEGs): its patient and
+    consensus class (the test EEGs' from the expert votes of ``truth.csv``)."""
     train = io.read_train_csv(data)
     first = train.sort_values(["eeg_id", "eeg_sub_id"]).drop_duplicates("eeg_id")
     test = io.read_test_csv(data)
+    truth = pd.read_csv(data / "truth.csv")
+    test_votes = truth[truth["split"] == "test"].set_index("eeg_id").loc[test["eeg_id"]]
     windows = [
         io.load_eeg_window(data, r.eeg_id, r.eeg_label_offset_seconds) for r in first.itertuples()
     ] + [io.load_eeg_window(data, r.eeg_id, 0.0, "test") for r in test.itertuples()]
     patients = np.r_[first["patient_id"].to_numpy(), test["patient_id"].to_numpy()]
-    return np.stack(windows), patients.astype(str)
+    return np.stack(windows), patients.astype(str), np.r_[_consensus(first), _consensus(test_votes)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -376,7 +396,7 @@ def main() -> None:
 
     started = time.perf_counter()
     real, real_groups = real_windows(SAMPLES)
-    centre = real_centre_windows(SAMPLES)
+    centre, centre_classes = real_centre_windows(SAMPLES)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         data = synthetic.generate(
@@ -384,7 +404,7 @@ def main() -> None:
             progress=False,
         )  # fmt: skip
         gen_s = time.perf_counter() - t0
-        synth, synth_groups = synthetic_windows(data)
+        synth, synth_groups, synth_classes = synthetic_windows(data)
     print(
         f"generator version {synthetic.GENERATOR_VERSION}; real: {len(real)} windows of "
         f"{len(np.unique(real_groups))} recordings + {len(centre)} centre windows; synthetic: "
@@ -393,12 +413,15 @@ def main() -> None:
     )
     stats_real, stats_synth = realism.window_statistics(real), realism.window_statistics(synth)
     _print("50 s windows: real vs synthetic", side_by_side(stats_real, stats_synth))
+    centre_stats = realism.scale_free_statistics(centre)
+    synth_centre_stats = realism.scale_free_statistics(realism.zscore_channels(synth[..., _CENTRE]))
     _print(
         "10 s centre windows, z-scored per channel: real (elektra_center10s) vs synthetic",
-        side_by_side(
-            realism.scale_free_statistics(centre),
-            realism.scale_free_statistics(realism.zscore_channels(synth[..., _CENTRE])),
-        ),
+        side_by_side(centre_stats, synth_centre_stats),
+    )
+    _print(
+        "10 s centre windows per consensus class: median of the real windows and of the synthetic ones",
+        realism.class_medians(centre_stats, centre_classes, synth_centre_stats, synth_classes),
     )
     _print(
         "two-sample tests (cross-validated AUC, folds grouped by recording / patient; null = "

@@ -310,3 +310,19 @@ def test_some_seizures_are_theta_alpha_rhythms_at_their_drawn_rate():
         f, p = signal.welch(w, fs=200, nperseg=2000)
         band = (f >= 0.5) & (f <= 20)
         assert abs(f[band][np.argmax(p[band])] - f0) < 0.2 * f0
+
+
+def test_class_medians_put_each_class_of_the_real_windows_beside_its_synthetic_median():
+    real = pd.DataFrame({"a": [1.0, 3.0, 10.0], "b": [0.0, 2.0, 5.0]})
+    synth = pd.DataFrame({"a": [2.0, 4.0, 6.0, 20.0], "b": [1.0, 1.0, 3.0, 7.0]})
+    table = realism.class_medians(
+        real, np.array(["Seizure", "Seizure", "GRDA"]), synth, np.array(["grda", "seizure", "seizure", "lpd"])
+    )
+    assert list(table.columns) == [("seizure", "real"), ("seizure", "synth"), ("grda", "real"), ("grda", "synth")]
+    assert table.loc["a"].tolist() == [2.0, 5.0, 10.0, 2.0]  # medians of (1, 3), (4, 6), (10), (2)
+    assert table.loc["b"].tolist() == [1.0, 2.0, 5.0, 1.0]
+    assert table.loc["windows"].tolist() == [2.0, 2.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="unknown real window class 'spike'"):
+        realism.class_medians(real, np.array(["spike", "lpd", "lpd"]), synth, np.full(4, "lpd"))
+    with pytest.raises(ValueError, match="2 synth classes for 4 rows"):
+        realism.class_medians(real, np.full(3, "lpd"), synth, np.full(2, "lpd"))

@@ -9,6 +9,9 @@ them side by side; the tests of the generator check it against independent scipy
 - :func:`scale_free_statistics`: the statistics that survive per-channel z-scoring, for 10 s windows
   z-scored per channel as the real centre windows of the samples are (:func:`zscore_channels`),
   with the width of the dominant transients (:func:`discharge_width_ms`);
+- :func:`class_medians`: any of those per expert-consensus class, real beside synthetic: where the
+  pooled statistics agree, the class-conditional ones show what a model trained on synthetic
+  windows learns that real patterns do not share;
 - :func:`label_periods` and :func:`label_statistics`: the label side -- class mix, agreement (top
   vote fraction) per class, label periods per EEG and the vote counts of high-agreement rows.
 """
@@ -21,6 +24,7 @@ from scipy import signal as sps
 from scipy import stats as sst
 from scipy.ndimage import maximum_filter1d
 
+from hmslib._checks import check_option
 from hmslib.constants import CHAINS, CLASSES, EEG_CHANNELS, SFREQ, VOTE_COLUMNS
 from hmslib.signal import bandpass, montage
 
@@ -300,6 +304,53 @@ def scale_free_statistics(eeg: np.ndarray, *, sfreq: float = SFREQ) -> pd.DataFr
     out["homologous corr"] = _pair_corr(filtered, HOMOLOGOUS_PAIRS)
     out["discharge FWHM ms"] = discharge_width_ms(b, sfreq=sfreq)
     return pd.DataFrame(out)[list(SCALE_FREE_STATISTICS)]
+
+
+def class_medians(
+    real: pd.DataFrame,
+    real_classes: np.ndarray,
+    synth: pd.DataFrame,
+    synth_classes: np.ndarray,
+) -> pd.DataFrame:
+    """Median of each statistic per consensus class, real beside synthetic.
+
+    Parameters
+    ----------
+    real, synth : pandas.DataFrame
+        One row per window, the same statistic columns (e.g. :func:`scale_free_statistics`).
+    real_classes, synth_classes : numpy.ndarray
+        The consensus class of each row, names of ``CLASSES`` (any case).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per statistic and a last row ``windows`` (the count); columns ``(class, "real")``
+        and ``(class, "synth")`` for each class of ``CLASSES`` the real windows hold, in that order.
+
+    Raises
+    ------
+    ValueError
+        A class name outside ``CLASSES``, class arrays not one per row, or columns that differ.
+    """
+    if list(real.columns) != list(synth.columns):
+        raise ValueError(
+            f"class_medians: real and synthetic columns differ: {list(real.columns)} vs "
+            f"{list(synth.columns)}"
+        )
+    columns = {}
+    for name, stats, classes in (("real", real, real_classes), ("synth", synth, synth_classes)):
+        classes = np.char.lower(np.asarray(classes, dtype=str))
+        if len(classes) != len(stats):
+            raise ValueError(f"class_medians: {len(classes)} {name} classes for {len(stats)} rows")
+        for cls in sorted(set(classes)):
+            check_option(f"{name} window class", str(cls), CLASSES)
+        columns[name] = classes
+    table = {}
+    for cls in (c for c in CLASSES if c in set(columns["real"])):
+        for name, stats in (("real", real), ("synth", synth)):
+            rows = stats[columns[name] == cls]
+            table[(cls, name)] = pd.concat([rows.median(), pd.Series({"windows": float(len(rows))})])
+    return pd.DataFrame(table)
 
 
 # --------------------------------------------------------------------------------------------------
