@@ -112,8 +112,7 @@ def synthetic_windows(data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     train = io.read_train_csv(data)
     first = train.sort_values(["eeg_id", "eeg_sub_id"]).drop_duplicates("eeg_id")
     test = io.read_test_csv(data)
-    truth = pd.read_csv(data / "truth.csv")
-    test_votes = truth[truth["split"] == "test"].set_index("eeg_id").loc[test["eeg_id"]]
+    test_votes = synthetic.read_truth(data, "test").set_index("eeg_id").loc[test["eeg_id"]]
     windows = [
         io.load_eeg_window(data, r.eeg_id, r.eeg_label_offset_seconds) for r in first.itertuples()
     ] + [io.load_eeg_window(data, r.eeg_id, 0.0, "test") for r in test.itertuples()]

@@ -325,7 +325,8 @@ def class_medians(
     -------
     pandas.DataFrame
         One row per statistic and a last row ``windows`` (the count); columns ``(class, "real")``
-        and ``(class, "synth")`` for each class of ``CLASSES`` the real windows hold, in that order.
+        and ``(class, "synth")`` for each class of ``CLASSES`` the real windows hold, in that order
+        (NaN medians and 0 windows where the synthetic ones lack the class).
 
     Raises
     ------
@@ -343,7 +344,7 @@ def class_medians(
         if len(classes) != len(stats):
             raise ValueError(f"class_medians: {len(classes)} {name} classes for {len(stats)} rows")
         for cls in sorted(set(classes)):
-            check_option(f"{name} window class", str(cls), CLASSES)
+            check_option(f"{name} window class (lower-cased)", str(cls), CLASSES)
         columns[name] = classes
     table = {}
     for cls in (c for c in CLASSES if c in set(columns["real"])):
