@@ -49,14 +49,8 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from hmslib import io, synthetic
-from hmslib.constants import (
-    CLASSES,
-    EEG_CHANNELS,
-    EEG_WINDOW_SAMPLES,
-    LABEL_CENTER_SECONDS,
-    SFREQ,
-    VOTE_COLUMNS,
-)
+from hmslib.constants import EEG_CHANNELS, EEG_WINDOW_SAMPLES, LABEL_CENTER_SECONDS, SFREQ
+from hmslib.labels import majority_class
 from hmslib.representations import compute_representation
 from hmslib.synthetic import realism
 from hmslib.synthetic.writer import draw_preset_layout
@@ -101,11 +95,6 @@ def real_centre_windows(samples: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([_read_eeg(p) for p in paths]), consensus.loc[[p.name for p in paths]].to_numpy(str)
 
 
-def _consensus(votes: pd.DataFrame) -> np.ndarray:
-    """The most voted class of each row (``VOTE_COLUMNS``), as ``CLASSES`` names."""
-    return np.asarray(CLASSES)[votes[list(VOTE_COLUMNS)].to_numpy().argmax(axis=1)]
-
-
 def synthetic_windows(data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One labelled 50 s window per EEG (the first of a train EEG; the test EEGs): its patient and
     consensus class (the test EEGs' from the expert votes of ``truth.csv``)."""
@@ -117,7 +106,8 @@ def synthetic_windows(data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         io.load_eeg_window(data, r.eeg_id, r.eeg_label_offset_seconds) for r in first.itertuples()
     ] + [io.load_eeg_window(data, r.eeg_id, 0.0, "test") for r in test.itertuples()]
     patients = np.r_[first["patient_id"].to_numpy(), test["patient_id"].to_numpy()]
-    return np.stack(windows), patients.astype(str), np.r_[_consensus(first), _consensus(test_votes)]
+    classes = np.r_[majority_class(first).to_numpy(), majority_class(test_votes).to_numpy()]
+    return np.stack(windows), patients.astype(str), classes
 
 
 # --------------------------------------------------------------------------------------------------
@@ -301,13 +291,16 @@ def two_sample_tests(
     null_repeats: int,
     seed: int,
     stats: tuple[np.ndarray, np.ndarray] | None = None,
+    centre_stats: tuple[np.ndarray, np.ndarray] | None = None,
     cnn_null_repeats: int = 1,
 ) -> pd.DataFrame:
     """Rows: test, n real (recordings), n synthetic, AUC, 90 % interval, no-difference baseline
     (for the CNN, over ``cnn_null_repeats`` draws: its mean and, in the 95 % column, its largest).
 
     ``stats``: the :func:`~hmslib.synthetic.realism.window_statistics` of ``real`` and ``synth``
-    where already computed.
+    where already computed; ``centre_stats``: likewise the
+    :func:`~hmslib.synthetic.realism.scale_free_statistics` of ``real_centre`` and of the central
+    10 s of ``synth`` z-scored per channel.
     """
     rows = []
     stats_real = realism.window_statistics(real).to_numpy() if stats is None else stats[0]
@@ -336,11 +329,13 @@ def two_sample_tests(
              roc_auc_score(y, cnn_scores), *_bootstrap_auc(y, cnn_scores, groups, seed),
              *null_cnn)
         )  # fmt: skip
-    centre_synth = realism.zscore_channels(synth[..., _CENTRE])
-    xc = np.r_[
-        realism.scale_free_statistics(real_centre).to_numpy(),
-        realism.scale_free_statistics(centre_synth).to_numpy(),
-    ]
+    if centre_stats is None:
+        centre_synth = realism.zscore_channels(synth[..., _CENTRE])
+        centre_stats = (
+            realism.scale_free_statistics(real_centre).to_numpy(),
+            realism.scale_free_statistics(centre_synth).to_numpy(),
+        )
+    xc = np.concatenate(centre_stats)
     yc = np.r_[np.ones(len(real_centre), dtype=np.int64), np.zeros(len(synth), dtype=np.int64)]
     gc = np.r_[[f"centre{k}" for k in range(len(real_centre))], synth_groups]
     fold_c = _folds(gc, yc == 1, 4, seed)
@@ -429,6 +424,7 @@ def main() -> None:
             real, real_groups, synth, synth_groups, centre,
             cnn=not args.no_cnn, null_repeats=args.null_repeats, seed=args.seed,
             stats=(stats_real.to_numpy(), stats_synth.to_numpy()),
+            centre_stats=(centre_stats.to_numpy(), synth_centre_stats.to_numpy()),
             cnn_null_repeats=args.cnn_null_repeats,
         ).set_index("test"),
     )  # fmt: skip
