@@ -24,11 +24,13 @@ share of the gap between class prior and Bayes floor it closes). These 21 window
 not a score to tune on; and a single training seed moves the KL on them by +-0.3, so compare
 generators over several seeds (``--seeds``, default 0 1 2): each model's row is the mean probability
 of its seeds (the seed ensemble), and a second table gives the mean, min and max of the single
-seeds' scores.
+seeds' scores. ``--set key=value`` changes every model's recipe (as ``hms train --set``; its runs go
+to a folder of their own), to measure a training change on the real windows.
 
     python benchmarks/bench_sim2real.py [--patients 200] [--epochs 6] [--stage2-epochs 2] [--seeds 0 1 2]
     python benchmarks/bench_sim2real.py --seeds 0    # one seed: a third of the time
     python benchmarks/bench_sim2real.py --smoke      # tiny: seconds to a minute
+    python benchmarks/bench_sim2real.py --models sparcnet10s --set augment.mixup=0.5   # a recipe change
 
 Data, caches and runs go under ``outputs/bench_sim2real/`` (git-ignored) and are reused.
 """
@@ -47,6 +49,7 @@ import torch
 
 from hmslib import io
 from hmslib.checkpoints import load_model
+from hmslib.cli import parse_set_option
 from hmslib.config import training_config
 from hmslib.constants import (
     CENTER_SAMPLES,
@@ -253,13 +256,15 @@ def _train_and_predict(
             "max_train_samples": args.max_train,
             "augment.hemisphere_swap": 0.5,
             "seed": seed,
+            **dict(args.set),
         }
     )
     out = Path(args.out)
     run_dir = out / (
         f"run-{args.patients or 'all'}-{args.n_folds}f-{args.epochs}+{args.stage2_epochs}"
         f"{'-full' if args.published_size else ''}{'-s' + str(args.max_train) if args.max_train else ''}"
-        f"{'-seed' + str(seed) if seed else ''}"
+        + "".join(f"-{key}={value}" for key, value in args.set)
+        + (f"-seed{seed}" if seed else "")
     )
     config = training_config(
         "demo",
@@ -369,6 +374,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-train", type=int, help="training units per epoch at most")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--published-size", action="store_true", help="SPaRCNet at its published width")
+    p.add_argument(
+        "--set", nargs="*", default=[], type=parse_set_option, metavar="KEY=VALUE",
+        help="recipe overrides for every model (as hms train --set), e.g. augment.tilt=0.8; "
+        "their runs go to a folder of their own",
+    )  # fmt: skip
     p.add_argument("--no-tta", action="store_true", help="no hemisphere-swap TTA")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     p.add_argument("--workers", type=int, default=0, help="DataLoader / cache workers")

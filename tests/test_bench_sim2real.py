@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -93,3 +94,15 @@ def test_smoke_run(bench, hms_samples, tmp_path, capsys):
     for model in (ten, fifty):
         for column in ("KL 50 s windows (10)", "KL seizure EEG (9)"):
             assert scores.loc[model, column] <= per_seed.loc[model, column].mean() + 1e-9
+
+
+def test_set_changes_every_models_recipe_in_a_run_folder_of_its_own(bench, hms_samples, tmp_path):
+    bench.main(
+        ["--smoke", "--seeds", "0", "--models", "sparcnet10s", "--out", str(tmp_path),
+         "--samples", str(hms_samples), "--set", "augment.mixup=0.5", "label_smoothing=0.1"]
+    )  # fmt: skip
+    runs = sorted(p.name for p in tmp_path.glob("run-*"))
+    assert runs == ["run-4-2f-1+0-s16-augment.mixup=0.5-label_smoothing=0.1"]
+    saved = json.loads(next((tmp_path / runs[0]).rglob("train_config.json")).read_text())
+    recipe = saved["recipe"]
+    assert recipe["augment"]["mixup"] == 0.5 and recipe["label_smoothing"] == 0.1
