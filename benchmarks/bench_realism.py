@@ -285,26 +285,23 @@ def two_sample_tests(
     real_groups: np.ndarray,
     synth: np.ndarray,
     synth_groups: np.ndarray,
-    real_centre: np.ndarray,
     *,
+    stats: tuple[np.ndarray, np.ndarray],
+    centre_stats: tuple[np.ndarray, np.ndarray],
     cnn: bool,
     null_repeats: int,
     seed: int,
-    stats: tuple[np.ndarray, np.ndarray] | None = None,
-    centre_stats: tuple[np.ndarray, np.ndarray] | None = None,
     cnn_null_repeats: int = 1,
 ) -> pd.DataFrame:
     """Rows: test, n real (recordings), n synthetic, AUC, 90 % interval, no-difference baseline
     (for the CNN, over ``cnn_null_repeats`` draws: its mean and, in the 95 % column, its largest).
 
-    ``stats``: the :func:`~hmslib.synthetic.realism.window_statistics` of ``real`` and ``synth``
-    where already computed; ``centre_stats``: likewise the
-    :func:`~hmslib.synthetic.realism.scale_free_statistics` of ``real_centre`` and of the central
-    10 s of ``synth`` z-scored per channel.
+    ``stats``: the :func:`~hmslib.synthetic.realism.window_statistics` of ``real`` and ``synth``;
+    ``centre_stats``: the :func:`~hmslib.synthetic.realism.scale_free_statistics` of the real centre
+    windows and of the central 10 s of ``synth`` z-scored per channel.
     """
     rows = []
-    stats_real = realism.window_statistics(real).to_numpy() if stats is None else stats[0]
-    stats_synth = realism.window_statistics(synth).to_numpy() if stats is None else stats[1]
+    stats_real, stats_synth = stats
     x = np.r_[stats_real, stats_synth]
     y = np.r_[np.ones(len(real), dtype=np.int64), np.zeros(len(synth), dtype=np.int64)]
     groups = np.r_[real_groups, synth_groups]
@@ -329,20 +326,15 @@ def two_sample_tests(
              roc_auc_score(y, cnn_scores), *_bootstrap_auc(y, cnn_scores, groups, seed),
              *null_cnn)
         )  # fmt: skip
-    if centre_stats is None:
-        centre_synth = realism.zscore_channels(synth[..., _CENTRE])
-        centre_stats = (
-            realism.scale_free_statistics(real_centre).to_numpy(),
-            realism.scale_free_statistics(centre_synth).to_numpy(),
-        )
+    n_centre = len(centre_stats[0])
     xc = np.concatenate(centre_stats)
-    yc = np.r_[np.ones(len(real_centre), dtype=np.int64), np.zeros(len(synth), dtype=np.int64)]
-    gc = np.r_[[f"centre{k}" for k in range(len(real_centre))], synth_groups]
+    yc = np.r_[np.ones(n_centre, dtype=np.int64), np.zeros(len(synth), dtype=np.int64)]
+    gc = np.r_[[f"centre{k}" for k in range(n_centre)], synth_groups]
     fold_c = _folds(gc, yc == 1, 4, seed)
     scores_c = _lr_scores(xc, yc, fold_c)
-    null_c = _null_auc(xc[len(real_centre):], synth_groups, len(real_centre), len(real_centre), null_repeats, seed)
+    null_c = _null_auc(xc[n_centre:], synth_groups, n_centre, n_centre, null_repeats, seed)
     rows.append(
-        ("logistic regression, 10 s scale-free", len(real_centre), len(real_centre), len(synth),
+        ("logistic regression, 10 s scale-free", n_centre, n_centre, len(synth),
          roc_auc_score(yc, scores_c), *_bootstrap_auc(yc, scores_c, gc, seed), *null_c)
     )  # fmt: skip
     return pd.DataFrame(
@@ -421,7 +413,7 @@ def main() -> None:
         "two-sample tests (cross-validated AUC, folds grouped by recording / patient; null = "
         "synthetic windows playing the real ones)",
         two_sample_tests(
-            real, real_groups, synth, synth_groups, centre,
+            real, real_groups, synth, synth_groups,
             cnn=not args.no_cnn, null_repeats=args.null_repeats, seed=args.seed,
             stats=(stats_real.to_numpy(), stats_synth.to_numpy()),
             centre_stats=(centre_stats.to_numpy(), synth_centre_stats.to_numpy()),

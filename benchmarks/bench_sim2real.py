@@ -376,7 +376,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--published-size", action="store_true", help="SPaRCNet at its published width")
     p.add_argument(
         "--set", nargs="*", default=[], type=parse_set_option, metavar="KEY=VALUE",
-        help="recipe overrides for every model (as hms train --set), e.g. augment.tilt=0.8; "
+        help="recipe overrides for every model (as hms train --set), e.g. augment.mixup=0.5; "
         "their runs go to a folder of their own",
     )  # fmt: skip
     p.add_argument("--no-tta", action="store_true", help="no hemisphere-swap TTA")
