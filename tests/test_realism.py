@@ -112,6 +112,22 @@ def test_window_statistics_on_known_signals():
     assert_allclose(stats["flat share"], 3 / (19 * 50))
 
 
+def test_chain_rms_spread_of_independent_electrodes_of_known_scales():
+    rng = np.random.default_rng(2)
+    scales = np.exp(rng.uniform(-1.0, 1.0, 20))
+    x = rng.standard_normal((1, 20, 10_000)) * scales[None, :, None]
+    # independent white electrodes: each derivation's RMS is sqrt(s_a^2 + s_b^2) times the share
+    # of white power in the band, the same for all, which the log10 spread ignores
+    pairs = [pair for chain in _CHAIN_PAIRS for pair in chain]
+    expected = np.log10([np.hypot(scales[a], scales[b]) for a, b in pairs]).std()
+    assert expected > 0.1
+    assert_allclose(realism.window_statistics(x)["chain RMS spread"], expected, atol=0.01)
+    assert_allclose(realism.scale_free_statistics(x)["chain RMS spread"], expected, atol=0.01)
+    # per-channel z-scoring makes every derivation of independent electrodes equal
+    z = realism.scale_free_statistics(realism.zscore_channels(x))["chain RMS spread"]
+    assert z.iloc[0] < 0.03  # sampling noise of the RMS only
+
+
 def _real_tables(hms_samples):
     labels = hms_samples / "labels"
     periods = labels / "eeg_periods_vote_fractions.csv"

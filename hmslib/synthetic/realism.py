@@ -5,7 +5,8 @@ them side by side; the tests of the generator check it against independent scipy
 
 - :func:`window_statistics`: per 50 s window (µV), on the 16 double-banana signals: band powers,
   PSD slope, amplitude, line length, kurtosis, correlation of neighbouring pairs of a chain and of
-  homologous left/right pairs, NaN and flat share, and the EKG channel's rate and amplitude;
+  homologous left/right pairs, the spread of the derivations' RMS over the chains, NaN and flat
+  share, and the EKG channel's rate and amplitude;
 - :func:`scale_free_statistics`: the statistics that survive per-channel z-scoring, for 10 s windows
   z-scored per channel as the real centre windows of the samples are (:func:`zscore_channels`),
   with the width of the dominant transients (:func:`discharge_width_ms`);
@@ -63,6 +64,7 @@ WINDOW_STATISTICS: dict[str, str] = {
     "kurtosis": "excess",
     "neighbour corr": "r",
     "homologous corr": "r",
+    "chain RMS spread": "log10",
     "NaN share": "share",
     "flat share": "share",
     "EKG rate": "bpm",
@@ -76,6 +78,7 @@ SCALE_FREE_STATISTICS: tuple[str, ...] = (
     "kurtosis",
     "neighbour corr",
     "homologous corr",
+    "chain RMS spread",
     "discharge FWHM ms",
 )
 
@@ -127,6 +130,11 @@ def _pair_corr(b: np.ndarray, pairs: tuple[tuple[int, int], ...]) -> np.ndarray:
     return np.median(num / np.maximum(den, 1e-12), axis=1)
 
 
+def _rms_spread(b: np.ndarray) -> np.ndarray:
+    """Standard deviation over the derivations of log10 RMS, per window ``(n,)``; ``b`` ``(n, 16, t)``."""
+    return np.log10(b.std(axis=-1) + 1e-12).std(axis=1)
+
+
 def _ekg(ekg: np.ndarray, sfreq: float) -> tuple[np.ndarray, np.ndarray]:
     """Heart rate (bpm, from the autocorrelation peak at 0.33-2 s) and amplitude of EKG rows.
 
@@ -156,7 +164,9 @@ def window_statistics(eeg: np.ndarray, *, sfreq: float = SFREQ) -> pd.DataFrame:
     derivations; the median standard deviation (``bipolar RMS``), mean absolute sample difference
     (``line length``) and excess kurtosis; and, after a 0.5-20 Hz band-pass (the models' input band,
     :data:`CORRELATION_BAND`), the median correlation of neighbouring pairs of a chain (:data:`NEIGHBOUR_PAIRS`,
-    which share an electrode) and of homologous left/right pairs (:data:`HOMOLOGOUS_PAIRS`). The
+    which share an electrode) and of homologous left/right pairs (:data:`HOMOLOGOUS_PAIRS`), and
+    the standard deviation over the 16 derivations of their log10 RMS (``chain RMS spread``: how
+    unevenly the activity is spread over the chains; 0 when every derivation has the same RMS). The
     share of NaN samples and of flat 1 s stretches (standard deviation below 1 uV) of the 19 scalp
     leads; the EKG rate (autocorrelation peak of the 5-30 Hz EKG, 30-180 bpm) and log10 amplitude
     (half the 0.5-99.5 percentile range of that signal).
@@ -188,6 +198,7 @@ def window_statistics(eeg: np.ndarray, *, sfreq: float = SFREQ) -> pd.DataFrame:
     filtered = bandpass(b, *CORRELATION_BAND, sfreq, 4)
     out["neighbour corr"] = _pair_corr(filtered, NEIGHBOUR_PAIRS)
     out["homologous corr"] = _pair_corr(filtered, HOMOLOGOUS_PAIRS)
+    out["chain RMS spread"] = _rms_spread(filtered)
     scalp = raw[:, :19].astype(np.float64)
     out["NaN share"] = np.isnan(scalp).mean(axis=(1, 2))
     n_sec = scalp.shape[-1] // int(sfreq)
@@ -273,8 +284,8 @@ def scale_free_statistics(eeg: np.ndarray, *, sfreq: float = SFREQ) -> pd.DataFr
     """Statistics that do not depend on each channel's scale, for per-channel z-scored windows.
 
     The relative power of delta, theta, alpha and beta (band power over 1-45 Hz power, median over
-    the 16 double-banana signals), and the PSD slope, kurtosis and pair correlations of
-    :func:`window_statistics`, and the width of the dominant transients (:func:`discharge_width_ms`).
+    the 16 double-banana signals), and the PSD slope, kurtosis, pair correlations and chain RMS
+    spread of :func:`window_statistics`, and the width of the dominant transients (:func:`discharge_width_ms`).
 
     Parameters
     ----------
@@ -302,6 +313,7 @@ def scale_free_statistics(eeg: np.ndarray, *, sfreq: float = SFREQ) -> pd.DataFr
     filtered = bandpass(b, *CORRELATION_BAND, sfreq, 4)
     out["neighbour corr"] = _pair_corr(filtered, NEIGHBOUR_PAIRS)
     out["homologous corr"] = _pair_corr(filtered, HOMOLOGOUS_PAIRS)
+    out["chain RMS spread"] = _rms_spread(filtered)
     out["discharge FWHM ms"] = discharge_width_ms(b, sfreq=sfreq)
     return pd.DataFrame(out)[list(SCALE_FREE_STATISTICS)]
 
