@@ -130,9 +130,15 @@ def _pair_corr(b: np.ndarray, pairs: tuple[tuple[int, int], ...]) -> np.ndarray:
     return np.median(num / np.maximum(den, 1e-12), axis=1)
 
 
-def _rms_spread(b: np.ndarray) -> np.ndarray:
-    """Standard deviation over the derivations of log10 RMS, per window ``(n,)``; ``b`` ``(n, 16, t)``."""
-    return np.log10(b.std(axis=-1) + 1e-12).std(axis=1)
+def _band_statistics(b: np.ndarray, sfreq: float) -> dict[str, np.ndarray]:
+    """Pair correlations and chain RMS spread of the derivations ``b`` ``(n, 16, t)`` in the
+    :data:`CORRELATION_BAND`, per window ``(n,)``."""
+    filtered = bandpass(b, *CORRELATION_BAND, sfreq, 4)
+    return {
+        "neighbour corr": _pair_corr(filtered, NEIGHBOUR_PAIRS),
+        "homologous corr": _pair_corr(filtered, HOMOLOGOUS_PAIRS),
+        "chain RMS spread": np.log10(filtered.std(axis=-1) + 1e-12).std(axis=1),
+    }
 
 
 def _ekg(ekg: np.ndarray, sfreq: float) -> tuple[np.ndarray, np.ndarray]:
@@ -195,10 +201,7 @@ def window_statistics(eeg: np.ndarray, *, sfreq: float = SFREQ) -> pd.DataFrame:
     out["bipolar RMS"] = np.median(b.std(axis=-1), axis=1)
     out["line length"] = np.median(np.abs(np.diff(b, axis=-1)).mean(axis=-1), axis=1)
     out["kurtosis"] = np.median(sst.kurtosis(b, axis=-1), axis=1)
-    filtered = bandpass(b, *CORRELATION_BAND, sfreq, 4)
-    out["neighbour corr"] = _pair_corr(filtered, NEIGHBOUR_PAIRS)
-    out["homologous corr"] = _pair_corr(filtered, HOMOLOGOUS_PAIRS)
-    out["chain RMS spread"] = _rms_spread(filtered)
+    out.update(_band_statistics(b, sfreq))
     scalp = raw[:, :19].astype(np.float64)
     out["NaN share"] = np.isnan(scalp).mean(axis=(1, 2))
     n_sec = scalp.shape[-1] // int(sfreq)
@@ -310,10 +313,7 @@ def scale_free_statistics(eeg: np.ndarray, *, sfreq: float = SFREQ) -> pd.DataFr
         out[f"rel {name} power"] = np.median(p[..., band].sum(axis=-1) / total, axis=1)
     out["PSD slope 2-40 Hz"] = np.median(_slope(f, p), axis=1)
     out["kurtosis"] = np.median(sst.kurtosis(b, axis=-1), axis=1)
-    filtered = bandpass(b, *CORRELATION_BAND, sfreq, 4)
-    out["neighbour corr"] = _pair_corr(filtered, NEIGHBOUR_PAIRS)
-    out["homologous corr"] = _pair_corr(filtered, HOMOLOGOUS_PAIRS)
-    out["chain RMS spread"] = _rms_spread(filtered)
+    out.update(_band_statistics(b, sfreq))
     out["discharge FWHM ms"] = discharge_width_ms(b, sfreq=sfreq)
     return pd.DataFrame(out)[list(SCALE_FREE_STATISTICS)]
 
