@@ -16,7 +16,8 @@ band-pass and the re-cut shift act on raw windows, so they are compared with ``s
 
 Resumable: one row per finished run (switch, seed) is appended to ``ablation.csv``; a rerun skips
 the rows there (and :func:`hmslib.train.fit_fold` resumes an interrupted fit). The summary, pooled
-over seeds, goes to ``ablation_summary.csv`` and ``ablation.png`` beside it; its pooled intervals need
+over seeds, goes to ``ablation_summary.csv`` (one block of rows per setup) and ``ablation.png`` (the
+setup just run) beside it; its pooled intervals need
 the runs' OOF files (git-ignored), so a fresh checkout keeps the committed summary's rows for the
 runs it did not redo (:func:`summarise`).
 
@@ -402,7 +403,8 @@ def summarise(args: argparse.Namespace, runs: pd.DataFrame, previous: pd.DataFra
 
 
 def write_summary(args: argparse.Namespace, runs: pd.DataFrame) -> pd.DataFrame:
-    """Print the runs and the summary; write ``ablation_summary.csv`` and ``ablation.png``."""
+    """Print the runs and the summary; write ``ablation_summary.csv`` (where the rows of other
+    setups stay, as in ``ablation.csv``) and ``ablation.png`` (this setup's)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -415,7 +417,8 @@ def write_summary(args: argparse.Namespace, runs: pd.DataFrame) -> pd.DataFrame:
     if runs.empty:  # leave the files of another setup's summary as they are
         print(f"\nAblation: no runs of setup {setup_name(args)} in {results / 'ablation.csv'} yet")
         return summary
-    write_csv_atomic(summary, summary_path)
+    kept = [] if previous is None else [previous[previous["setup"] != setup_name(args)]]
+    write_csv_atomic(pd.concat([*kept, summary], ignore_index=True), summary_path)
     base = runs[runs["switch"] == "base"]
     print(
         f"\nAblation, setup {setup_name(args)}: {len(runs)} runs; base KL (>= 10 votes) "

@@ -133,6 +133,19 @@ def test_smoke_run_is_paired_resumable_and_plotted(bench, tmp_path, monkeypatch)
     written = (results / "ablation_summary.csv").read_bytes()
     assert bench.main([*argv, "--preset", "demo", "--summary-only"]).empty
     assert (results / "ablation_summary.csv").read_bytes() == written
+    # the summary rows of other setups stay in the file when this setup's are written again
+    own = pd.read_csv(results / "ablation_summary.csv")
+    foreign_summary = own.assign(setup=foreign["setup"].iloc[0], diff=9.0)
+    pd.concat([foreign_summary, own]).to_csv(results / "ablation_summary.csv", index=False)
+    bench.main([*argv, "--summary-only"])
+    both = pd.read_csv(results / "ablation_summary.csv")
+    pd.testing.assert_frame_equal(
+        both[both["setup"] == foreign["setup"].iloc[0]].reset_index(drop=True), foreign_summary
+    )
+    pd.testing.assert_frame_equal(
+        both[both["setup"] == bench.setup_name(args)].reset_index(drop=True), own
+    )
+    own.to_csv(results / "ablation_summary.csv", index=False)
 
     # a fresh checkout (OOF files gone): the earlier summary's pooled row is kept ...
     earlier = pd.read_csv(results / "ablation_summary.csv")
