@@ -84,7 +84,9 @@ class Recipe:
     max_train_samples : int, optional
         Use at most this many training units per epoch (quick runs).
     val_min_votes : int
-        Validation KL for early stopping is computed on windows with at least this many votes.
+        Early stopping scores, each epoch, only the validation windows with at least this many votes
+        (every window when the fold has none); the others are predicted once after training, with
+        the best weights, for the OOF file and the all-window KL.
     sample_by : {"group", "eeg", "window"}
         What one epoch visits once: one random labelled offset per consolidated group, one per EEG
         with the EEG's averaged target, or every labelled window (more steps per epoch; the small

@@ -4,7 +4,8 @@ The recipe of the top HMS solutions, with each credited choice a switch of
 :class:`hmslib.config.Recipe`:
 
 - patient-grouped folds (:func:`hmslib.labels.make_folds`), validation on the fold's windows scored
-  with the competition metric on >= 10-vote windows (early stopping) and on all windows;
+  with the competition metric: each epoch on the >= 10-vote windows (early stopping reads only
+  those), then once with the best weights on the rest, for the OOF file and the all-window KL;
 - :func:`hmslib.losses.kl_loss`: KL divergence of the predicted distribution from the vote
   distribution;
 - AdamW, linear warm-up then cosine decay, gradient clipping, mixed precision and channels-last
@@ -53,7 +54,7 @@ from hmslib.constants import CLASSES, PRED_COLUMNS, VOTE_COLUMNS
 from hmslib.datasets import CacheDataset, RawWindowDataset, epoch_batches, training_units
 from hmslib.labels import class_prior, make_folds, total_votes
 from hmslib.losses import kl_loss, loss_weights
-from hmslib.metrics import kl_split
+from hmslib.metrics import kaggle_kl, kl_split
 from hmslib.models import build_model, probabilities
 from hmslib.predict import resolve_device
 from hmslib.representations import compute_representation, representation_info
@@ -123,9 +124,9 @@ def _init_distributed(device_name: str) -> _Dist:
     return _Dist(rank=rank, world_size=world_size, local_rank=local_rank, owns_group=owns)
 
 
-def _shard(n: int, d: _Dist) -> np.ndarray:
-    """Contiguous share of ``range(n)`` for this process (each index on exactly one process)."""
-    return np.array_split(np.arange(n), d.world_size)[d.rank]
+def _shard(indices: np.ndarray, d: _Dist) -> np.ndarray:
+    """Contiguous share of ``indices`` for this process (each index on exactly one process)."""
+    return np.array_split(indices, d.world_size)[d.rank]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -177,13 +178,25 @@ def _resolve_cache(config: TrainConfig, d: _Dist, *, progress: bool) -> Path:
 
 @dataclass
 class _FoldData:
-    """Validation rows of one fold, their dataset, the training dataset of each stage, and the
-    class prior (mean vote distribution) of the fold's training rows."""
+    """Validation rows of one fold, their dataset, the rows early stopping scores each epoch, the
+    training dataset of each stage, and the class prior (mean vote distribution) of the fold's
+    training rows."""
 
     val_rows: pd.DataFrame
     val: torch.utils.data.Dataset
+    early_stop_rows: np.ndarray
     make_train: Callable[[int], torch.utils.data.Dataset | None]
     class_prior: np.ndarray
+
+    @property
+    def votes(self) -> np.ndarray:
+        """Vote counts float64 ``(n_val, 6)`` of the validation rows."""
+        return self.val_rows[list(VOTE_COLUMNS)].to_numpy(np.float64)
+
+    @property
+    def other_rows(self) -> np.ndarray:
+        """Validation rows scored only once, with the best weights, after training."""
+        return np.setdiff1d(np.arange(len(self.val_rows)), self.early_stop_rows)
 
 
 def _prepare(config: TrainConfig, fold: int, d: _Dist, *, progress: bool) -> _FoldData:
@@ -222,7 +235,9 @@ def _prepare(config: TrainConfig, fold: int, d: _Dist, *, progress: bool) -> _Fo
         return make(rows, by=config.recipe.sample_by, smoothing=config.recipe.label_smoothing, training=True)
 
     val = make(val_rows, by="window", smoothing=0.0, training=False)
-    return _FoldData(val_rows, val, make_train, class_prior(train_rows))
+    many = np.flatnonzero(total_votes(val_rows) >= config.recipe.val_min_votes)
+    early_stop_rows = many if len(many) else np.arange(len(val_rows))
+    return _FoldData(val_rows, val, early_stop_rows, make_train, class_prior(train_rows))
 
 
 def _loader(
@@ -289,14 +304,17 @@ def _autocast(device: torch.device, enabled: bool):
     return torch.autocast("cpu", enabled=False)
 
 
-def _evaluate(model, fold_data: _FoldData, config: TrainConfig, device, d: _Dist, amp: bool):
-    """Probabilities float64 ``(n_val, 6)`` for every validation window (gathered over processes).
+def _evaluate(
+    model, fold_data: _FoldData, rows: np.ndarray, config: TrainConfig, device, d: _Dist, amp: bool
+) -> np.ndarray:
+    """Probabilities float64 ``(len(rows), 6)`` for the validation windows at positions ``rows``
+    (gathered over processes, in the order of ``rows``).
 
     ``model`` is the bare module, not its DDP wrapper: processes may run different numbers of
     evaluation batches, which must not trigger DDP's collective buffer broadcasts.
     """
     d.sync_buffers(model)
-    mine = _shard(len(fold_data.val), d)
+    mine = _shard(rows, d)
     batches = [mine[i : i + config.recipe.batch_size] for i in range(0, len(mine), config.recipe.batch_size)]
     model.eval()
     preds = []
@@ -495,6 +513,7 @@ def _fit(config: TrainConfig, fold: int, d: _Dist, *, progress: bool) -> dict:
                 if state["best_state_dict"] is not None:
                     model.load_state_dict(state["best_state_dict"])
             _run_stage(run, state, train_sets[stage], n_epochs, peak_lr, steps[stage])
+        _complete_predictions(run, state)
         state["finished"] = True
         if d.main:
             write_parquet_atomic(
@@ -555,26 +574,19 @@ def _run_stage(run: _Run, state: dict, dataset, n_epochs: int, peak_lr: float, s
         epoch = state["epoch"]
         started = time.perf_counter()
         train_loss = _train_epoch(run, dataset, stage, epoch, optimizer, scheduler, scaler)
-        preds = _evaluate(run.model, run.data, config, run.device, run.d, run.amp)
-        kl_many, kl_all, n_many = kl_split(
-            run.data.val_rows[list(VOTE_COLUMNS)].to_numpy(np.float64),
-            preds,
-            min_votes=config.recipe.val_min_votes,
-        )
-        score = kl_many if n_many else kl_all
+        rows = run.data.early_stop_rows
+        preds = _evaluate(run.model, run.data, rows, config, run.device, run.d, run.amp)
+        score = kaggle_kl(run.data.votes[rows], preds)
         improved = score < state["best_score"]
         if improved:
             best = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
             state.update(
                 best_score=score,
-                best_kl=kl_many,
-                best_kl_all=kl_all,
                 best_stage=stage,
                 best_epoch=epoch,
                 best_preds=preds,
                 best_state_dict=best,
                 bad_epochs=0,
-                n_val_min_votes=n_many,
             )
         else:
             state["bad_epochs"] += 1
@@ -584,11 +596,9 @@ def _run_stage(run: _Run, state: dict, dataset, n_epochs: int, peak_lr: float, s
                 "epoch": epoch,
                 "lr": optimizer.param_groups[0]["lr"],
                 "train_loss": train_loss,
-                "val_kl": kl_many,
-                "val_kl_all": kl_all,
+                "val_kl": score,
                 "n_train": len(dataset),
-                "n_val": len(preds),
-                "n_val_min_votes": n_many,
+                "n_val": len(rows),
                 "best": improved,
                 "seconds": time.perf_counter() - started,
             }
@@ -598,6 +608,30 @@ def _run_stage(run: _Run, state: dict, dataset, n_epochs: int, peak_lr: float, s
         if run.d.main:
             _write_epoch(state, run, optimizer, scheduler, improved)
         run.d.barrier()
+
+
+def _complete_predictions(run: _Run, state: dict) -> None:
+    """Predict the validation windows early stopping did not score, with the best weights, and
+    put every window's prediction and the fold's final KL figures in ``state``.
+
+    Each epoch scores only ``early_stop_rows`` (what early stopping reads); the OOF file needs every
+    window, which one pass after training gives at the cost of a fraction of one epoch's validation.
+    """
+    data, config = run.data, run.config
+    if len(state["best_preds"]) == len(data.val_rows):
+        # every window scored already: a fold without >= val_min_votes windows, or a fit resumed
+        # from a checkpoint of an hmslib that scored every window each epoch
+        preds = np.asarray(state["best_preds"], dtype=np.float64)
+    else:
+        preds = np.empty((len(data.val_rows), len(CLASSES)))
+        preds[data.early_stop_rows] = state["best_preds"]
+        rest = data.other_rows
+        last = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+        run.model.load_state_dict(state["best_state_dict"])
+        preds[rest] = _evaluate(run.model, data, rest, config, run.device, run.d, run.amp)
+        run.model.load_state_dict(last)
+    kl_many, kl_all, n_many = kl_split(data.votes, preds, min_votes=config.recipe.val_min_votes)
+    state.update(best_preds=preds, best_kl=kl_many, best_kl_all=kl_all, n_val_min_votes=n_many)
 
 
 def _steps_per_epoch(dataset, config: TrainConfig, d: _Dist) -> int:
@@ -633,8 +667,7 @@ def _write_epoch(state, run: _Run, optimizer, scheduler, improved: bool) -> None
                 "state_dict": state["best_state_dict"],
                 "epoch": state["best_epoch"],
                 "stage": state["best_stage"],
-                "best_kl": state["best_kl"],
-                "best_kl_all": state["best_kl_all"],
+                "best_score": state["best_score"],
             },
             paths["best"],
         )

@@ -294,6 +294,66 @@ def test_fit_fold_writes_checkpoint_metrics_and_oof(data, caches, tmp_path):
         train.fit_fold(_replace(config, lr=1e-2), 1, progress=False)
 
 
+def test_epochs_score_only_the_early_stopping_windows(data, caches, tmp_path, monkeypatch):
+    evaluate, scored = train._evaluate, []
+
+    def recording(model, fold_data, rows, *args, **kwargs):
+        scored.append(np.asarray(rows).copy())
+        return evaluate(model, fold_data, rows, *args, **kwargs)
+
+    monkeypatch.setattr(train, "_evaluate", recording)
+    # every epoch scores worse than the one before, so the best weights are the first epoch's
+    epoch_scores = iter(range(1, 100))
+    monkeypatch.setattr(train, "kaggle_kl", lambda votes, preds: float(next(epoch_scores)))
+    config = _config(data, caches, tmp_path / "run", val_min_votes=10)
+    result = train.fit_fold(config, 1, progress=False)
+
+    df = io.read_train_csv(data)
+    val = df[make_folds(df, 2, config.recipe.seed) == 1].reset_index(drop=True)
+    many = np.flatnonzero(total_votes(val) >= 10)
+    assert 0 < len(many) < len(val)
+    metrics = pd.read_csv(result["metrics"])
+    assert len(scored) == len(metrics) + 1
+    for rows in scored[:-1]:
+        assert_array_equal(rows, many)
+    assert_array_equal(scored[-1], np.setdiff1d(np.arange(len(val)), many))
+    assert (metrics.n_val == len(many)).all()
+    assert result["n_val"] == len(val) and result["n_val_min_votes"] == len(many)
+
+    assert metrics.best.tolist() == [True, False, False] and result["best_epoch"] == 0
+
+    # the few-vote windows were predicted with the best epoch's weights, not the last epoch's
+    oof = pd.read_parquet(result["oof"])
+    inputs = _cached_validation_inputs(config, oof)
+    model, _, _ = load_model(result["checkpoint"])
+    last = torch.load(Path(result["last_checkpoint"]), weights_only=False)["state_dict"]
+    with torch.no_grad():
+        best = probabilities(model(inputs)).double().numpy()
+        model.load_state_dict(last)
+        final = probabilities(model(inputs)).double().numpy()
+    preds = oof[list(PRED_COLUMNS)].to_numpy()
+    assert_allclose(preds, best, rtol=0, atol=1e-6)
+    assert np.abs(preds - final).max() > 1e-3
+
+
+def test_a_fold_without_high_agreement_windows_stops_on_all_windows(data, caches, tmp_path, monkeypatch):
+    evaluate, scored = train._evaluate, []
+
+    def recording(model, fold_data, rows, *args, **kwargs):
+        scored.append(len(rows))
+        return evaluate(model, fold_data, rows, *args, **kwargs)
+
+    monkeypatch.setattr(train, "_evaluate", recording)
+    result = train.fit_fold(_config(data, caches, tmp_path / "run", val_min_votes=1000), 1, progress=False)
+    oof = pd.read_parquet(result["oof"])
+    metrics = pd.read_csv(result["metrics"])
+    assert scored == [len(oof)] * len(metrics)  # no second pass: every window was scored
+    assert np.isnan(result["val_kl"]) and result["n_val_min_votes"] == 0
+    all_kl = kaggle_kl(oof[list(VOTE_COLUMNS)].to_numpy(), oof[list(PRED_COLUMNS)].to_numpy())
+    assert_allclose(result["val_kl_all"], all_kl)
+    assert_allclose(metrics.val_kl.min(), all_kl)
+
+
 def test_fit_fold_from_raw_windows_matches_predict_windows(data, tmp_path):
     model = ModelConfig(name="raw", kind="raw", backbone="wavenet1d", representation="bipolar_raw",
                         widths=(2, 4), strides=(25, 10), dilations=(1, 2), hidden=4, temporal="gem")  # fmt: skip
@@ -316,7 +376,7 @@ def test_fit_fold_from_raw_windows_matches_predict_windows(data, tmp_path):
     assert_allclose(preds, oof[list(PRED_COLUMNS)].to_numpy(), atol=1e-6)
 
 
-@pytest.mark.parametrize("interrupt_at", [2, 3])
+@pytest.mark.parametrize("interrupt_at", [2, 3, 4])  # 4: the final pass over the few-vote windows
 def test_resume_after_an_interruption_equals_an_uninterrupted_run(
     data, caches, tmp_path, monkeypatch, interrupt_at
 ):
