@@ -319,7 +319,6 @@ def test_epochs_score_only_the_early_stopping_windows(data, caches, tmp_path, mo
     assert_array_equal(scored[-1], np.setdiff1d(np.arange(len(val)), many))
     assert (metrics.n_val == len(many)).all()
     assert result["n_val"] == len(val) and result["n_val_min_votes"] == len(many)
-
     assert metrics.best.tolist() == [True, False, False] and result["best_epoch"] == 0
 
     # the few-vote windows were predicted with the best epoch's weights, not the last epoch's
