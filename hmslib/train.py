@@ -579,7 +579,7 @@ def _run_stage(run: _Run, state: dict, dataset, n_epochs: int, peak_lr: float, s
         score = kaggle_kl(run.data.votes[rows], preds)
         improved = score < state["best_score"]
         if improved:
-            best = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+            best = _cpu_state_dict(run.model)
             state.update(
                 best_score=score,
                 best_stage=stage,
@@ -610,6 +610,11 @@ def _run_stage(run: _Run, state: dict, dataset, n_epochs: int, peak_lr: float, s
         run.d.barrier()
 
 
+def _cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of ``model``'s weights on the CPU, unaffected by further training."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
 def _complete_predictions(run: _Run, state: dict) -> None:
     """Predict the validation windows early stopping did not score, with the best weights, and
     put every window's prediction and the fold's final KL figures in ``state``.
@@ -626,7 +631,7 @@ def _complete_predictions(run: _Run, state: dict) -> None:
         preds = np.empty((len(data.val_rows), len(CLASSES)))
         preds[data.early_stop_rows] = state["best_preds"]
         rest = data.other_rows
-        last = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+        last = _cpu_state_dict(run.model)
         run.model.load_state_dict(state["best_state_dict"])
         preds[rest] = _evaluate(run.model, data, rest, config, run.device, run.d, run.amp)
         run.model.load_state_dict(last)
