@@ -128,6 +128,28 @@ def test_chain_rms_spread_of_independent_electrodes_of_known_scales():
     assert z.iloc[0] < 0.03  # sampling noise of the RMS only
 
 
+def test_psd_slope_spread_against_polyfit_per_derivation():
+    rng = np.random.default_rng(3)
+    white = rng.standard_normal((20, 10_000))
+    brown = np.cumsum(rng.standard_normal((20, 10_000)), axis=-1)
+    mixed = np.where((np.arange(20) % 3 == 0)[:, None], brown, white)  # some leads slow, most white
+    stats = realism.window_statistics(np.stack([white, mixed]) * 10.0)
+    expected = []
+    for x in (white, mixed):
+        b = np.concatenate(_bipolar(x))
+        f, p = signal.welch(b, fs=200, nperseg=400)
+        sel = (f >= 2) & (f <= 40)
+        slopes = [np.polyfit(np.log10(f[sel]), np.log10(q[sel]), 1)[0] for q in p]
+        expected.append(np.std(slopes))
+    assert_allclose(stats["PSD slope spread"], expected, rtol=1e-6)
+    assert expected[0] < 0.1 < 0.5 < expected[1]  # one shape everywhere vs two kinds of lead
+    assert_allclose(
+        realism.scale_free_statistics(np.stack([white, mixed]))["PSD slope spread"],
+        expected,
+        rtol=1e-6,
+    )
+
+
 def _real_tables(hms_samples):
     labels = hms_samples / "labels"
     periods = labels / "eeg_periods_vote_fractions.csv"

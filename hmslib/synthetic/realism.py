@@ -59,6 +59,7 @@ HOMOLOGOUS_PAIRS: tuple[tuple[int, int], ...] = tuple(
 WINDOW_STATISTICS: dict[str, str] = {
     **{f"log10 {b} power": "log10 uV^2/Hz" for b in BANDS},
     "PSD slope 2-40 Hz": "log-log",
+    "PSD slope spread": "log-log",
     "bipolar RMS": "uV",
     "line length": "uV/sample",
     "kurtosis": "excess",
@@ -75,6 +76,7 @@ WINDOW_STATISTICS: dict[str, str] = {
 SCALE_FREE_STATISTICS: tuple[str, ...] = (
     *(f"rel {b} power" for b in ("delta", "theta", "alpha", "beta")),
     "PSD slope 2-40 Hz",
+    "PSD slope spread",
     "kurtosis",
     "neighbour corr",
     "homologous corr",
@@ -167,7 +169,9 @@ def window_statistics(eeg: np.ndarray, *, sfreq: float = SFREQ) -> pd.DataFrame:
     Each channel's mean is removed and NaN samples set to it (0). On the 16 double-banana signals:
     log10 mean Welch density (2 s Hann segments) of each band of :data:`BANDS` and the least-squares
     slope of log10 density against log10 frequency over 2-40 Hz, both the median over the 16
-    derivations; the median standard deviation (``bipolar RMS``), mean absolute sample difference
+    derivations, and the standard deviation of that slope over them (``PSD slope spread``: how
+    much the spectrum's shape differs between derivations, as where muscle or a poor contact
+    adds fast activity to some leads only); the median standard deviation (``bipolar RMS``), mean absolute sample difference
     (``line length``) and excess kurtosis; and, after a 0.5-20 Hz band-pass (the models' input band,
     :data:`CORRELATION_BAND`), the median correlation of neighbouring pairs of a chain (:data:`NEIGHBOUR_PAIRS`,
     which share an electrode) and of homologous left/right pairs (:data:`HOMOLOGOUS_PAIRS`), and
@@ -197,7 +201,9 @@ def window_statistics(eeg: np.ndarray, *, sfreq: float = SFREQ) -> pd.DataFrame:
         f"log10 {name} power": np.median(np.log10(_band_power(f, p, band) + 1e-12), axis=1)
         for name, band in BANDS.items()
     }
-    out["PSD slope 2-40 Hz"] = np.median(_slope(f, p), axis=1)
+    slopes = _slope(f, p)
+    out["PSD slope 2-40 Hz"] = np.median(slopes, axis=1)
+    out["PSD slope spread"] = slopes.std(axis=1)
     out["bipolar RMS"] = np.median(b.std(axis=-1), axis=1)
     out["line length"] = np.median(np.abs(np.diff(b, axis=-1)).mean(axis=-1), axis=1)
     out["kurtosis"] = np.median(sst.kurtosis(b, axis=-1), axis=1)
@@ -287,8 +293,8 @@ def scale_free_statistics(eeg: np.ndarray, *, sfreq: float = SFREQ) -> pd.DataFr
     """Statistics that do not depend on each channel's scale, for per-channel z-scored windows.
 
     The relative power of delta, theta, alpha and beta (band power over 1-45 Hz power, median over
-    the 16 double-banana signals), and the PSD slope, kurtosis, pair correlations and chain RMS
-    spread of :func:`window_statistics`, and the width of the dominant transients (:func:`discharge_width_ms`).
+    the 16 double-banana signals), and the PSD slope and its spread, kurtosis, pair correlations
+    and chain RMS spread of :func:`window_statistics`, and the width of the dominant transients (:func:`discharge_width_ms`).
 
     Parameters
     ----------
@@ -311,7 +317,9 @@ def scale_free_statistics(eeg: np.ndarray, *, sfreq: float = SFREQ) -> pd.DataFr
         low, high = BANDS[name]
         band = (f >= low) & (f < high)
         out[f"rel {name} power"] = np.median(p[..., band].sum(axis=-1) / total, axis=1)
-    out["PSD slope 2-40 Hz"] = np.median(_slope(f, p), axis=1)
+    slopes = _slope(f, p)
+    out["PSD slope 2-40 Hz"] = np.median(slopes, axis=1)
+    out["PSD slope spread"] = slopes.std(axis=1)
     out["kurtosis"] = np.median(sst.kurtosis(b, axis=-1), axis=1)
     out.update(_band_statistics(b, sfreq))
     out["discharge FWHM ms"] = discharge_width_ms(b, sfreq=sfreq)
