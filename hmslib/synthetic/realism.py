@@ -171,8 +171,8 @@ def window_statistics(eeg: np.ndarray, *, sfreq: float = SFREQ) -> pd.DataFrame:
     slope of log10 density against log10 frequency over 2-40 Hz, both the median over the 16
     derivations, and the standard deviation of that slope over them (``PSD slope spread``: how
     much the spectrum's shape differs between derivations, as where muscle or a poor contact
-    adds fast activity to some leads only); the median standard deviation (``bipolar RMS``), mean absolute sample difference
-    (``line length``) and excess kurtosis; and, after a 0.5-20 Hz band-pass (the models' input band,
+    adds fast activity to some leads only); the median standard deviation (``bipolar RMS``), mean
+    absolute sample difference (``line length``) and excess kurtosis; and, after a 0.5-20 Hz band-pass (the models' input band,
     :data:`CORRELATION_BAND`), the median correlation of neighbouring pairs of a chain (:data:`NEIGHBOUR_PAIRS`,
     which share an electrode) and of homologous left/right pairs (:data:`HOMOLOGOUS_PAIRS`), and
     the standard deviation over the 16 derivations of their log10 RMS (``chain RMS spread``: how
@@ -294,7 +294,8 @@ def scale_free_statistics(eeg: np.ndarray, *, sfreq: float = SFREQ) -> pd.DataFr
 
     The relative power of delta, theta, alpha and beta (band power over 1-45 Hz power, median over
     the 16 double-banana signals), and the PSD slope and its spread, kurtosis, pair correlations
-    and chain RMS spread of :func:`window_statistics`, and the width of the dominant transients (:func:`discharge_width_ms`).
+    and chain RMS spread of :func:`window_statistics`, and the width of the dominant transients
+    (:func:`discharge_width_ms`).
 
     Parameters
     ----------
