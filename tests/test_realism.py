@@ -40,12 +40,17 @@ def _neighbour_corr(x: np.ndarray) -> float:
     return float(np.median(corr))
 
 
-def _slope(x: np.ndarray) -> float:
-    """Least-squares slope of log10 Welch density vs log10 frequency, 2-40 Hz, median derivation."""
+def _derivation_slopes(x: np.ndarray) -> list[float]:
+    """Least-squares slope of log10 Welch density vs log10 frequency, 2-40 Hz, of each derivation."""
     b = np.concatenate(_bipolar(x))
     f, p = signal.welch(b, fs=200, nperseg=400)
     sel = (f >= 2) & (f <= 40)
-    return float(np.median([np.polyfit(np.log10(f[sel]), np.log10(q[sel]), 1)[0] for q in p]))
+    return [np.polyfit(np.log10(f[sel]), np.log10(q[sel]), 1)[0] for q in p]
+
+
+def _slope(x: np.ndarray) -> float:
+    """The median derivation's :func:`_derivation_slopes`."""
+    return float(np.median(_derivation_slopes(x)))
 
 
 @pytest.fixture(scope="module")
@@ -134,13 +139,7 @@ def test_psd_slope_spread_against_polyfit_per_derivation():
     brown = np.cumsum(rng.standard_normal((20, 10_000)), axis=-1)
     mixed = np.where((np.arange(20) % 3 == 0)[:, None], brown, white)  # some leads slow, most white
     stats = realism.window_statistics(np.stack([white, mixed]) * 10.0)
-    expected = []
-    for x in (white, mixed):
-        b = np.concatenate(_bipolar(x))
-        f, p = signal.welch(b, fs=200, nperseg=400)
-        sel = (f >= 2) & (f <= 40)
-        slopes = [np.polyfit(np.log10(f[sel]), np.log10(q[sel]), 1)[0] for q in p]
-        expected.append(np.std(slopes))
+    expected = [np.std(_derivation_slopes(x)) for x in (white, mixed)]
     assert_allclose(stats["PSD slope spread"], expected, rtol=1e-6)
     assert expected[0] < 0.1 < 0.5 < expected[1]  # one shape everywhere vs two kinds of lead
     assert_allclose(

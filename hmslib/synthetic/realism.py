@@ -123,6 +123,13 @@ def _slope(f: np.ndarray, p: np.ndarray) -> np.ndarray:
     return ((ly - ly.mean(axis=-1, keepdims=True)) * lx).sum(axis=-1) / (lx**2).sum()
 
 
+def _slope_statistics(f: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
+    """The median over the derivations of their :func:`_slope` and its standard deviation over
+    them, per window ``(n,)``, from Welch densities ``p`` ``(n, 16, freqs)``."""
+    slopes = _slope(f, p)
+    return {"PSD slope 2-40 Hz": np.median(slopes, axis=1), "PSD slope spread": slopes.std(axis=1)}
+
+
 def _pair_corr(b: np.ndarray, pairs: tuple[tuple[int, int], ...]) -> np.ndarray:
     """Median over ``pairs`` of the Pearson correlation of rows of ``b`` ``(n, 16, samples)``."""
     b = b - b.mean(axis=-1, keepdims=True)
@@ -172,9 +179,10 @@ def window_statistics(eeg: np.ndarray, *, sfreq: float = SFREQ) -> pd.DataFrame:
     derivations, and the standard deviation of that slope over them (``PSD slope spread``: how
     much the spectrum's shape differs between derivations, as where muscle or a poor contact
     adds fast activity to some leads only); the median standard deviation (``bipolar RMS``), mean
-    absolute sample difference (``line length``) and excess kurtosis; and, after a 0.5-20 Hz band-pass (the models' input band,
-    :data:`CORRELATION_BAND`), the median correlation of neighbouring pairs of a chain (:data:`NEIGHBOUR_PAIRS`,
-    which share an electrode) and of homologous left/right pairs (:data:`HOMOLOGOUS_PAIRS`), and
+    absolute sample difference (``line length``) and excess kurtosis; and, after a 0.5-20 Hz
+    band-pass (the models' input band, :data:`CORRELATION_BAND`), the median correlation of
+    neighbouring pairs of a chain (:data:`NEIGHBOUR_PAIRS`, which share an electrode) and of
+    homologous left/right pairs (:data:`HOMOLOGOUS_PAIRS`), and
     the standard deviation over the 16 derivations of their log10 RMS (``chain RMS spread``: how
     unevenly the activity is spread over the chains; 0 when every derivation has the same RMS). The
     share of NaN samples and of flat 1 s stretches (standard deviation below 1 uV) of the 19 scalp
@@ -201,9 +209,7 @@ def window_statistics(eeg: np.ndarray, *, sfreq: float = SFREQ) -> pd.DataFrame:
         f"log10 {name} power": np.median(np.log10(_band_power(f, p, band) + 1e-12), axis=1)
         for name, band in BANDS.items()
     }
-    slopes = _slope(f, p)
-    out["PSD slope 2-40 Hz"] = np.median(slopes, axis=1)
-    out["PSD slope spread"] = slopes.std(axis=1)
+    out.update(_slope_statistics(f, p))
     out["bipolar RMS"] = np.median(b.std(axis=-1), axis=1)
     out["line length"] = np.median(np.abs(np.diff(b, axis=-1)).mean(axis=-1), axis=1)
     out["kurtosis"] = np.median(sst.kurtosis(b, axis=-1), axis=1)
@@ -318,9 +324,7 @@ def scale_free_statistics(eeg: np.ndarray, *, sfreq: float = SFREQ) -> pd.DataFr
         low, high = BANDS[name]
         band = (f >= low) & (f < high)
         out[f"rel {name} power"] = np.median(p[..., band].sum(axis=-1) / total, axis=1)
-    slopes = _slope(f, p)
-    out["PSD slope 2-40 Hz"] = np.median(slopes, axis=1)
-    out["PSD slope spread"] = slopes.std(axis=1)
+    out.update(_slope_statistics(f, p))
     out["kurtosis"] = np.median(sst.kurtosis(b, axis=-1), axis=1)
     out.update(_band_statistics(b, sfreq))
     out["discharge FWHM ms"] = discharge_width_ms(b, sfreq=sfreq)
